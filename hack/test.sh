@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# THE test command (`make test` calls it): brings up a real control plane (building what is
+# missing), then runs rustfmt, clippy and every cargo test against it, and brings it down again.
+# If the control plane was already up before (hack/testenv.sh up), it is left running, except in CI.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TESTENV="$ROOT/hack/testenv.sh"
+
+export FCO_TESTENV=1
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+ensure_rust_components() {
+  local c
+  for c in rustfmt clippy; do
+    if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+      command -v rustup >/dev/null 2>&1 || { echo "cargo $c is missing and there is no rustup" >&2; exit 1; }
+      rustup component add "$c"
+    fi
+  done
+}
+
+was_running=0
+if "$TESTENV" status >/dev/null 2>&1; then
+  was_running=1
+fi
+
+cleanup() {
+  local rc=$?
+  set +e
+  if [ "$rc" -ne 0 ]; then
+    echo "=== tests failed (exit $rc); control plane logs ===" >&2
+    "$TESTENV" logs >&2
+  fi
+  if [ "$was_running" -eq 1 ] && [ -z "${CI:-}" ]; then
+    echo "=== leaving the control plane running (it was up before); stop it with: make testenv-down" >&2
+  else
+    "$TESTENV" down
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+
+ensure_rust_components
+
+echo "=== control plane up"
+"$TESTENV" up
+eval "$("$TESTENV" env)"
+"$TESTENV" status
+kubectl version
+
+echo "=== cargo fmt --all -- --check"
+cargo fmt --all -- --check
+echo "=== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "=== cargo test --all-targets"
+cargo test --all-targets

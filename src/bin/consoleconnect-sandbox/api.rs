@@ -1,0 +1,357 @@
+//! The public API under `/api`, as far as ordering Oracle connections needs it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Extension, MatchedPath, Path, Query, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, put};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::config::{CompanyConfig, MetroConfig, PortConfig};
+use crate::error::ApiError;
+use crate::state::{AppState, timestamp};
+use crate::validate::validate;
+
+type App = Arc<AppState>;
+
+/// Stats label, method and route of every endpoint; the labels match the client's `Endpoint`.
+pub const ENDPOINTS: [(&str, Method, &str); 6] = [
+    ("list_ports", Method::GET, "/api/company/{company}/ports"),
+    (
+        "oracle_metros",
+        Method::GET,
+        "/api/company/oracle/metro/capabilities",
+    ),
+    (
+        "create_layer2",
+        Method::PUT,
+        "/api/v2/company/{company}/connections/layer2",
+    ),
+    (
+        "get_connection",
+        Method::GET,
+        "/api/company/{company}/connections/{id}",
+    ),
+    (
+        "list_connections",
+        Method::GET,
+        "/api/company/{company}/connections",
+    ),
+    (
+        "delete_connection",
+        Method::DELETE,
+        "/api/v2/company/{company}/connections/{id}",
+    ),
+];
+
+/// Stats label of requests to `/api` that match no endpoint.
+pub const OTHER: &str = "other";
+
+/// Fixture timestamps; ports and metros never change.
+const FIXTURE_CREATED_AT: &str = "2024-08-19T01:09:16.376Z";
+const FIXTURE_DELETED_AT: &str = "2024-09-02T03:04:05.678Z";
+
+/// The company a valid API key belongs to.
+#[derive(Clone)]
+pub struct Caller(String);
+
+pub fn router(app: App) -> Router<App> {
+    Router::new()
+        .route(ENDPOINTS[0].2, get(list_ports))
+        .route(ENDPOINTS[1].2, get(oracle_metros))
+        .route(ENDPOINTS[2].2, put(create_layer2))
+        .route(ENDPOINTS[3].2, get(get_connection))
+        .route(ENDPOINTS[4].2, get(list_connections))
+        .route(ENDPOINTS[5].2, delete(delete_connection))
+        .route_layer(middleware::from_fn_with_state(app, gate))
+}
+
+/// Counts the request, then applies latency, injected faults and authentication.
+async fn gate(State(app): State<App>, request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>();
+    let label = endpoint_label(request.method(), matched.map(MatchedPath::as_str));
+    let response = guard(&app, request, next).await;
+    app.record_request(label, response.status().as_u16());
+    response
+}
+
+async fn guard(app: &AppState, mut request: Request, next: Next) -> Response {
+    let faults = app.settings().faults;
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    if roll(faults.throttle_rate) {
+        return ApiError::throttled(faults.retry_after_seconds).into_response();
+    }
+    if roll(faults.error_rate) {
+        let message = "Internal server error (injected by the sandbox)";
+        return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message).into_response();
+    }
+    match authenticate(app, request.headers()) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(err) => err.into_response(),
+    }
+}
+
+pub fn endpoint_label(method: &Method, matched_path: Option<&str>) -> &'static str {
+    ENDPOINTS
+        .iter()
+        .find(|(_, m, path)| m == method && Some(*path) == matched_path)
+        .map_or(OTHER, |(label, _, _)| label)
+}
+
+/// True with probability `rate`; 0 and 1 are exact.
+pub fn roll(rate: f64) -> bool {
+    rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
+}
+
+fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("Missing Authorization header"))?;
+    let text = value.to_str().unwrap_or_default();
+    let key = text
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
+        .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <API key>'"))?;
+    app.fixtures
+        .company_of_key(key)
+        .map(|company| Caller(company.to_owned()))
+        .ok_or_else(|| ApiError::unauthorized("Invalid API key"))
+}
+
+/// Companies see only themselves.
+fn authorize<'a>(
+    app: &'a AppState,
+    caller: &Caller,
+    company: &str,
+) -> Result<&'a CompanyConfig, ApiError> {
+    if caller.0 != company {
+        return Err(ApiError::forbidden(format!(
+            "This API key may not access company '{company}'"
+        )));
+    }
+    app.fixtures
+        .company(company)
+        .ok_or_else(|| ApiError::forbidden(format!("Unknown company '{company}'")))
+}
+
+async fn list_ports(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(company): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let company = authorize(&app, &caller, &company)?;
+    let include_deleted = match query.get("deleted").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "Query parameter 'deleted' must be true or false, not '{other}'"
+            )));
+        }
+    };
+    let results: Vec<Value> = company
+        .ports
+        .iter()
+        .filter(|port| include_deleted || !port.deleted)
+        .map(|port| port_json(company, port))
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+async fn oracle_metros(State(app): State<App>) -> Json<Value> {
+    let results: Vec<Value> = app.fixtures.metros().iter().map(metro_json).collect();
+    Json(json!({ "results": results }))
+}
+
+async fn create_layer2(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(company): Path<String>,
+    body: Bytes,
+) -> Response {
+    let outcome = create(&app, &caller, &company, &body);
+    let (status, connection_id, response) = match outcome {
+        Ok(connection) => lose_response_maybe(&app, connection),
+        Err(err) => (err.status(), None, err.into_response()),
+    };
+    app.record_create(json!({
+        "receivedAt": timestamp(jiff::Timestamp::now()),
+        "company": company,
+        "status": status.as_u16(),
+        "connectionId": connection_id,
+        "body": received_body(&body),
+    }));
+    response
+}
+
+fn create(app: &AppState, caller: &Caller, company: &str, body: &[u8]) -> Result<Value, ApiError> {
+    authorize(app, caller, company)?;
+    let value: Value = serde_json::from_slice(body).map_err(|err| {
+        ApiError::bad_request(format!("The request body is not valid JSON: {err}"))
+    })?;
+    let order = validate(&app.fixtures, company, &value).map_err(ApiError::bad_request)?;
+    let connection = app.insert(company, order);
+    tracing::info!(
+        company,
+        id = connection["id"].as_str(),
+        "connection created"
+    );
+    Ok(connection)
+}
+
+/// Simulates a gateway losing the response of a create that was carried out.
+fn lose_response_maybe(
+    app: &AppState,
+    connection: Value,
+) -> (StatusCode, Option<String>, Response) {
+    let id = connection["id"].as_str().map(str::to_owned);
+    if roll(app.settings().faults.lost_create_rate) {
+        let err = ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "Bad gateway (injected by the sandbox)",
+        );
+        return (err.status(), id, err.into_response());
+    }
+    (StatusCode::OK, id, Json(connection).into_response())
+}
+
+/// The body as JSON for the stats, or as text when it is not JSON.
+fn received_body(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+async fn get_connection(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path((company, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&app, &caller, &company)?;
+    app.visible(&company, &id)
+        .map(Json)
+        .ok_or_else(|| connection_not_found(&id))
+}
+
+async fn list_connections(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(company): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&app, &caller, &company)?;
+    Ok(Json(json!({ "results": app.visible_list(&company) })))
+}
+
+async fn delete_connection(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path((company, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&app, &caller, &company)?;
+    let connection = app
+        .delete(&company, &id)
+        .ok_or_else(|| connection_not_found(&id))?;
+    tracing::info!(
+        company,
+        id,
+        status = connection["status"].as_str(),
+        "connection deletion requested"
+    );
+    Ok(Json(connection))
+}
+
+fn connection_not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("Connection '{id}' not found"))
+}
+
+fn port_json(company: &CompanyConfig, port: &PortConfig) -> Value {
+    let speed_name = port
+        .speed_name
+        .clone()
+        .unwrap_or_else(|| format!("{} Mbps", port.speed_mbps));
+    json!({
+        "id": port.id,
+        "name": port.name,
+        "speed": {"value": port.speed_mbps, "name": speed_name},
+        "tags": [],
+        "dataCenterFacilityId": port.data_center_facility_id,
+        "popId": port.pop_id,
+        "metroId": port.metro_id,
+        "companyId": company.id,
+        "status": port.status,
+        "updatedAt": FIXTURE_CREATED_AT,
+        "createdAt": FIXTURE_CREATED_AT,
+        "deleted": port.deleted,
+        "deletedAt": port.deleted.then_some(FIXTURE_DELETED_AT),
+        "paymentType": "invoice",
+        "payg": true,
+    })
+}
+
+fn metro_json(metro: &MetroConfig) -> Value {
+    json!({
+        "name": metro.name,
+        "code": metro.code,
+        "logo": null,
+        "canCreateController": false,
+        "tags": [],
+        "description": "",
+        "country": metro.country,
+        "rir": metro.rir,
+        "regionIds": metro.region_ids,
+        "ready": metro.ready,
+        "id": metro.id,
+        "deletedAt": metro.deleted.then_some(FIXTURE_DELETED_AT),
+        "createdAt": "2017-12-18T00:45:44.120Z",
+        "updatedAt": "2024-02-25T05:02:47.267Z",
+        "deleted": metro.deleted,
+        "capabilities": {"layer2": metro.layer2},
+        "firstDataCenterFacilityIdInMetro": metro.first_data_center_facility_id_in_metro,
+    })
+}
+
+/// Answers requests that match no route; under `/api` they are counted as `other`.
+pub async fn fallback(State(app): State<App>, method: Method, uri: axum::http::Uri) -> Response {
+    let err = ApiError::not_found(format!("No route for {method} {}", uri.path()));
+    if uri.path().starts_with("/api/") {
+        app.record_request(OTHER, err.status().as_u16());
+    }
+    err.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_method_and_route() {
+        assert_eq!(
+            endpoint_label(&Method::PUT, Some(ENDPOINTS[2].2)),
+            "create_layer2"
+        );
+        assert_eq!(
+            endpoint_label(&Method::GET, Some(ENDPOINTS[3].2)),
+            "get_connection"
+        );
+        assert_eq!(endpoint_label(&Method::POST, Some(ENDPOINTS[3].2)), OTHER);
+        assert_eq!(endpoint_label(&Method::GET, None), OTHER);
+    }
+
+    #[test]
+    fn rates_of_zero_and_one_are_exact() {
+        assert!((0..1000).all(|_| !roll(0.0)));
+        assert!((0..1000).all(|_| roll(1.0)));
+    }
+}

@@ -1,0 +1,409 @@
+//! Errors of the Console Connect client and how HTTP responses map onto them.
+
+use std::time::Duration;
+
+use super::endpoint::Endpoint;
+use super::key::ApiKey;
+
+/// Longest service message kept in an error, in characters; enough for any validation message,
+/// short enough for a Kubernetes status condition.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// 401 or 403: the key is wrong, revoked, or does not belong to the company.
+    #[error("Console Connect refused the API key (HTTP {status}): {message}")]
+    Unauthorized { status: u16, message: String },
+    #[error("not found on Console Connect: {message}")]
+    NotFound { message: String },
+    /// 400 or 422; `message` is the service's own explanation.
+    #[error("Console Connect rejected the request (HTTP {status}): {message}")]
+    InvalidRequest { status: u16, message: String },
+    #[error("Console Connect is throttling requests{}", retry_after_suffix(*.retry_after))]
+    Throttled { retry_after: Option<Duration> },
+    #[error("Console Connect server error (HTTP {status}): {message}")]
+    Server { status: u16, message: String },
+    /// No HTTP response. `endpoint` is `None` only when the HTTP client itself could not be built.
+    #[error("{}", transport_message(*.endpoint, message))]
+    Transport {
+        endpoint: Option<Endpoint>,
+        message: String,
+    },
+    /// No complete response within the timeout. A create that timed out may still have been
+    /// carried out by the service.
+    #[error("Console Connect did not answer {endpoint} in time")]
+    Timeout { endpoint: Endpoint },
+    /// A successful response whose body is not what the endpoint returns.
+    #[error("unexpected response body from {endpoint}: {message}")]
+    Decode { endpoint: Endpoint, message: String },
+    #[error("unexpected HTTP status {status} from Console Connect: {message}")]
+    UnexpectedStatus { status: u16, message: String },
+}
+
+impl Error {
+    /// Whether the same request may succeed later without any change (throttling, server
+    /// errors, network trouble). The client never retries by itself.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Throttled { .. }
+            | Error::Server { .. }
+            | Error::Transport { .. }
+            | Error::Timeout { .. } => true,
+            Error::UnexpectedStatus { status, .. } => *status == 408,
+            Error::Unauthorized { .. }
+            | Error::NotFound { .. }
+            | Error::InvalidRequest { .. }
+            | Error::Decode { .. } => false,
+        }
+    }
+
+    /// The wait the service asked for with `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Throttled { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the response, when there was one that was not a success.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Unauthorized { status, .. }
+            | Error::InvalidRequest { status, .. }
+            | Error::Server { status, .. }
+            | Error::UnexpectedStatus { status, .. } => Some(*status),
+            Error::NotFound { .. } => Some(404),
+            Error::Throttled { .. } => Some(429),
+            Error::Transport { .. } | Error::Timeout { .. } | Error::Decode { .. } => None,
+        }
+    }
+
+    /// A stable snake_case name of the variant, for metrics labels and condition reasons.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::NotFound { .. } => "not_found",
+            Error::InvalidRequest { .. } => "invalid_request",
+            Error::Throttled { .. } => "throttled",
+            Error::Server { .. } => "server",
+            Error::Transport { .. } => "transport",
+            Error::Timeout { .. } => "timeout",
+            Error::Decode { .. } => "decode",
+            Error::UnexpectedStatus { .. } => "unexpected_status",
+        }
+    }
+}
+
+fn retry_after_suffix(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) => format!(" (retry after {}s)", wait.as_secs_f64()),
+        None => String::new(),
+    }
+}
+
+fn transport_message(endpoint: Option<Endpoint>, message: &str) -> String {
+    match endpoint {
+        Some(endpoint) => format!("could not reach Console Connect for {endpoint}: {message}"),
+        None => format!("could not set up the Console Connect client: {message}"),
+    }
+}
+
+/// Maps a non-success response to an error.
+pub(crate) fn from_response(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    key: &ApiKey,
+) -> Error {
+    let message = || redact(&service_message(status, body), key);
+    match status {
+        401 | 403 => Error::Unauthorized {
+            status,
+            message: message(),
+        },
+        404 => Error::NotFound { message: message() },
+        400 | 422 => Error::InvalidRequest {
+            status,
+            message: message(),
+        },
+        429 => Error::Throttled {
+            retry_after: retry_after
+                .and_then(|value| parse_retry_after(value, jiff::Timestamp::now())),
+        },
+        500..=599 => Error::Server {
+            status,
+            message: message(),
+        },
+        _ => Error::UnexpectedStatus {
+            status,
+            message: message(),
+        },
+    }
+}
+
+/// `Retry-After` is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let wait = at.duration_since(now);
+    // A date in the past means "now"; the signed duration is negative then.
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// The service's explanation: the `message` of a JSON error body, else a short snippet of the
+/// body, else the status's reason phrase.
+pub(crate) fn service_message(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(message) = json_message(&json)
+    {
+        return truncate(message);
+    }
+    if text.is_empty() {
+        return reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|code| code.canonical_reason())
+            .unwrap_or("no response body")
+            .to_owned();
+    }
+    truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn json_message(json: &serde_json::Value) -> Option<&str> {
+    let candidates = [
+        json.pointer("/error/message"),
+        json.get("error"),
+        json.get("message"),
+        json.pointer("/errors/0/message"),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(|value| value.as_str())
+        .filter(|message| !message.trim().is_empty())
+}
+
+pub(crate) fn truncate(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Defence in depth: a misbehaving proxy might echo the request headers back.
+pub(crate) fn redact(text: &str, key: &ApiKey) -> String {
+    let secret = key.expose();
+    if secret.len() < 4 || !text.contains(secret) {
+        return text.to_owned();
+    }
+    text.replace(secret, "<redacted>")
+}
+
+/// A one-line description of a transport failure, with its causes but without the URL.
+pub(crate) fn describe_transport(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut parts = vec![err.to_string()];
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    truncate(&parts.join(": "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ApiKey {
+        ApiKey::new("very-secret-key")
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        let k = key();
+        assert!(matches!(
+            from_response(401, None, b"", &k),
+            Error::Unauthorized { status: 401, .. }
+        ));
+        assert!(matches!(
+            from_response(403, None, b"", &k),
+            Error::Unauthorized { status: 403, .. }
+        ));
+        assert!(matches!(
+            from_response(404, None, b"", &k),
+            Error::NotFound { .. }
+        ));
+        assert!(matches!(
+            from_response(422, None, b"", &k),
+            Error::InvalidRequest { status: 422, .. }
+        ));
+        assert!(matches!(
+            from_response(503, None, b"", &k),
+            Error::Server { status: 503, .. }
+        ));
+        assert!(matches!(
+            from_response(418, None, b"", &k),
+            Error::UnexpectedStatus { status: 418, .. }
+        ));
+        assert_eq!(
+            from_response(429, Some("7"), b"", &k),
+            Error::Throttled {
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert_eq!(
+            from_response(429, Some("soon"), b"", &k),
+            Error::Throttled { retry_after: None }
+        );
+    }
+
+    #[test]
+    fn retryable_classes() {
+        let k = key();
+        for status in [429, 500, 502, 503, 504, 408] {
+            assert!(
+                from_response(status, None, b"", &k).is_retryable(),
+                "{status}"
+            );
+        }
+        for status in [400, 401, 403, 404, 409, 422] {
+            assert!(
+                !from_response(status, None, b"", &k).is_retryable(),
+                "{status}"
+            );
+        }
+        assert!(
+            Error::Timeout {
+                endpoint: Endpoint::GetConnection
+            }
+            .is_retryable()
+        );
+        assert!(
+            !Error::Decode {
+                endpoint: Endpoint::ListPorts,
+                message: "x".into()
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn status_and_retry_after_accessors() {
+        let throttled = Error::Throttled {
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert_eq!(throttled.status(), Some(429));
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            Error::NotFound {
+                message: "x".into()
+            }
+            .status(),
+            Some(404)
+        );
+        assert_eq!(
+            Error::Timeout {
+                endpoint: Endpoint::ListPorts
+            }
+            .status(),
+            None
+        );
+        assert_eq!(
+            Error::NotFound {
+                message: "x".into()
+            }
+            .retry_after(),
+            None
+        );
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        let now: jiff::Timestamp = "2024-08-19T01:09:00Z".parse().unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Mon, 19 Aug 2024 01:09:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Mon, 19 Aug 2024 01:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("later", now), None);
+    }
+
+    #[test]
+    fn extracts_service_messages() {
+        let nested = br#"{"error":{"statusCode":400,"name":"BadRequestError","message":"'speed' is too high"}}"#;
+        assert_eq!(service_message(400, nested), "'speed' is too high");
+        assert_eq!(service_message(400, br#"{"message":"flat"}"#), "flat");
+        assert_eq!(service_message(400, br#"{"error":"plain"}"#), "plain");
+        assert_eq!(
+            service_message(400, br#"{"errors":[{"message":"first"}]}"#),
+            "first"
+        );
+        assert_eq!(service_message(404, b""), "Not Found");
+        assert_eq!(
+            service_message(502, b"<html>\n  <h1>Bad   Gateway</h1>\n</html>"),
+            "<html> <h1>Bad Gateway</h1> </html>"
+        );
+        assert_eq!(service_message(400, br#"{"other":1}"#), r#"{"other":1}"#);
+    }
+
+    #[test]
+    fn long_messages_are_truncated_on_char_boundaries() {
+        let long = "é".repeat(1000);
+        let message = service_message(400, long.as_bytes());
+        assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(message.ends_with('…'));
+    }
+
+    #[test]
+    fn echoed_keys_are_redacted() {
+        let body = br#"{"message":"bad header Authorization: Bearer very-secret-key"}"#;
+        let err = from_response(400, None, body, &key());
+        assert!(!err.to_string().contains("very-secret-key"));
+        assert!(err.to_string().contains("<redacted>"));
+    }
+
+    #[test]
+    fn display_is_short_and_specific() {
+        let err = Error::InvalidRequest {
+            status: 400,
+            message: "'destDcf' is required".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "Console Connect rejected the request (HTTP 400): 'destDcf' is required"
+        );
+        assert_eq!(
+            Error::Throttled {
+                retry_after: Some(Duration::from_secs(2))
+            }
+            .to_string(),
+            "Console Connect is throttling requests (retry after 2s)"
+        );
+        assert_eq!(
+            Error::Timeout {
+                endpoint: Endpoint::CreateLayer2
+            }
+            .to_string(),
+            "Console Connect did not answer create_layer2 in time"
+        );
+    }
+}

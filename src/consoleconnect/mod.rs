@@ -1,0 +1,472 @@
+//! Client of the Console Connect API, limited to what ordering Oracle FastConnect Layer 2
+//! connections needs.
+//!
+//! The client never retries: a repeated create would order a second connection, because the
+//! API has no idempotency key. Callers decide about retries with [`Error::is_retryable`] and
+//! [`Error::retry_after`].
+
+mod endpoint;
+mod error;
+mod key;
+mod types;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+pub use endpoint::{Endpoint, endpoint_label};
+pub use error::Error;
+pub use key::ApiKey;
+pub use types::{
+    ClassOfService, Connection, ConnectionStatus, DurationUnit, Layer2Request, Metro,
+    MetroCapabilities, PaymentType, Port, PortStatus, Speed,
+};
+
+use error::{describe_transport, from_response, redact, truncate};
+use types::Results;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.consoleconnect.com";
+pub const USER_AGENT: &str = concat!("fastconnect-operator/", env!("CARGO_PKG_VERSION"));
+
+/// Bodies beyond this are refused rather than buffered; a list of many thousands of connections
+/// stays far below it.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// Called after every request with the endpoint, the HTTP status (`None` when no response
+/// arrived) and the time taken.
+pub type Observer = Arc<dyn Fn(Endpoint, Option<u16>, Duration) + Send + Sync>;
+
+/// reqwest is built without a bundled crypto provider, so rustls needs one installed per
+/// process. Safe to call any number of times, also after another provider was installed.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is all we need.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    pub base_url: Url,
+    pub connect_timeout: Duration,
+    /// Limit for a whole request, from sending to the last byte of the body.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            base_url: default_base_url(),
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn default_base_url() -> Url {
+    match Url::parse(DEFAULT_BASE_URL) {
+        Ok(url) => url,
+        // The constant is a valid URL; `default_config_points_at_the_real_api` proves it.
+        Err(err) => unreachable!("DEFAULT_BASE_URL does not parse: {err}"),
+    }
+}
+
+/// Console Connect API client. Cloning is cheap and shares the connection pool.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: Url,
+    observer: Option<Observer>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url.as_str())
+            .field("observer", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response that arrived, before its status is judged.
+struct RawResponse {
+    status: u16,
+    retry_after: Option<String>,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        install_crypto_provider();
+        let base_url = check_base_url(config.base_url)?;
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            // The API does not redirect; following one could replay a create elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|err| Error::Transport {
+                endpoint: None,
+                message: describe_transport(err),
+            })?;
+        Ok(Client {
+            http,
+            base_url,
+            observer: None,
+        })
+    }
+
+    /// Registers a callback run after every request, e.g. to count requests for metrics.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// Ports of `company` that are not deleted.
+    pub async fn list_ports(&self, key: &ApiKey, company: &str) -> Result<Vec<Port>, Error> {
+        let endpoint = Endpoint::ListPorts;
+        let url = self.url(&["api", "company", segment(company, "company")?, "ports"]);
+        let request = self.http.get(url).query(&[("deleted", "false")]);
+        let body = self.call(endpoint, key, request).await?;
+        Ok(decode::<Results<Port>>(endpoint, &body, key)?.results)
+    }
+
+    /// Metros where Oracle can be reached, with their readiness and layer 2 capability.
+    pub async fn oracle_metros(&self, key: &ApiKey) -> Result<Vec<Metro>, Error> {
+        let endpoint = Endpoint::OracleMetros;
+        let url = self.url(&["api", "company", "oracle", "metro", "capabilities"]);
+        let body = self.call(endpoint, key, self.http.get(url)).await?;
+        Ok(decode::<Results<Metro>>(endpoint, &body, key)?.results)
+    }
+
+    /// Orders a Layer 2 connection. Never retried here: each successful call orders one more
+    /// connection, and a timeout or server error does not prove that none was ordered.
+    pub async fn create_layer2(
+        &self,
+        key: &ApiKey,
+        company: &str,
+        request: &Layer2Request,
+    ) -> Result<Connection, Error> {
+        let endpoint = Endpoint::CreateLayer2;
+        let url = self.url(&[
+            "api",
+            "v2",
+            "company",
+            segment(company, "company")?,
+            "connections",
+            "layer2",
+        ]);
+        let body = self
+            .call(endpoint, key, self.http.put(url).json(request))
+            .await?;
+        decode(endpoint, &body, key)
+    }
+
+    pub async fn get_connection(
+        &self,
+        key: &ApiKey,
+        company: &str,
+        id: &str,
+    ) -> Result<Connection, Error> {
+        let endpoint = Endpoint::GetConnection;
+        let url = self.url(&[
+            "api",
+            "company",
+            segment(company, "company")?,
+            "connections",
+            segment(id, "connection id")?,
+        ]);
+        let body = self.call(endpoint, key, self.http.get(url)).await?;
+        decode(endpoint, &body, key)
+    }
+
+    pub async fn list_connections(
+        &self,
+        key: &ApiKey,
+        company: &str,
+    ) -> Result<Vec<Connection>, Error> {
+        let endpoint = Endpoint::ListConnections;
+        let url = self.url(&[
+            "api",
+            "company",
+            segment(company, "company")?,
+            "connections",
+        ]);
+        let body = self.call(endpoint, key, self.http.get(url)).await?;
+        Ok(decode::<Results<Connection>>(endpoint, &body, key)?.results)
+    }
+
+    /// Asks for the connection to be disconnected. `NotFound` means it is already gone.
+    pub async fn delete_connection(
+        &self,
+        key: &ApiKey,
+        company: &str,
+        id: &str,
+    ) -> Result<(), Error> {
+        let endpoint = Endpoint::DeleteConnection;
+        let url = self.url(&[
+            "api",
+            "v2",
+            "company",
+            segment(company, "company")?,
+            "connections",
+            segment(id, "connection id")?,
+        ]);
+        self.call(endpoint, key, self.http.delete(url)).await?;
+        Ok(())
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base_url.clone();
+        // Cannot fail: `check_base_url` refused URLs that cannot have a path.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// Sends one request; any non-2xx answer becomes an error. Never retries.
+    async fn call(
+        &self,
+        endpoint: Endpoint,
+        key: &ApiKey,
+        request: reqwest::RequestBuilder,
+    ) -> Result<RawResponse, Error> {
+        let request = request
+            .header(AUTHORIZATION, bearer(key)?)
+            .header(ACCEPT, "application/json");
+        let started = Instant::now();
+        let (status, result) = exchange(endpoint, request).await;
+        if let Some(observer) = &self.observer {
+            observer(endpoint, status, started.elapsed());
+        }
+        let response = result?;
+        if (200..300).contains(&response.status) {
+            return Ok(response);
+        }
+        Err(from_response(
+            response.status,
+            response.retry_after.as_deref(),
+            &response.body,
+            key,
+        ))
+    }
+}
+
+async fn exchange(
+    endpoint: Endpoint,
+    request: reqwest::RequestBuilder,
+) -> (Option<u16>, Result<RawResponse, Error>) {
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(err) => return (None, Err(transport_error(endpoint, err))),
+    };
+    let status = response.status().as_u16();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value: &HeaderValue| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let retry_after = header(RETRY_AFTER);
+    let content_type = header(reqwest::header::CONTENT_TYPE);
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_BODY_BYTES => {
+                let message = format!("response body larger than {MAX_BODY_BYTES} bytes");
+                return (Some(status), Err(Error::Decode { endpoint, message }));
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(err) => return (Some(status), Err(transport_error(endpoint, err))),
+        }
+    }
+    let raw = RawResponse {
+        status,
+        retry_after,
+        content_type,
+        body,
+    };
+    (Some(status), Ok(raw))
+}
+
+fn transport_error(endpoint: Endpoint, err: reqwest::Error) -> Error {
+    if err.is_timeout() {
+        Error::Timeout { endpoint }
+    } else {
+        Error::Transport {
+            endpoint: Some(endpoint),
+            message: describe_transport(err),
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(
+    endpoint: Endpoint,
+    response: &RawResponse,
+    key: &ApiKey,
+) -> Result<T, Error> {
+    let body = &response.body;
+    serde_json::from_slice(body).map_err(|err| {
+        let reason = if body.iter().all(u8::is_ascii_whitespace) {
+            "empty body".to_owned()
+        } else if err.is_syntax() || err.is_eof() {
+            let content_type = response.content_type.as_deref().unwrap_or("none");
+            format!("not valid JSON (content type {content_type}): {err}")
+        } else {
+            err.to_string()
+        };
+        Error::Decode {
+            endpoint,
+            message: truncate(&redact(&reason, key)),
+        }
+    })
+}
+
+fn bearer(key: &ApiKey) -> Result<HeaderValue, Error> {
+    let refuse = |reason: &str| Error::Unauthorized {
+        status: 401,
+        message: format!("{reason}; request not sent"),
+    };
+    if key.is_empty() {
+        return Err(refuse("the API key is empty"));
+    }
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+        .map_err(|_| refuse("the API key contains characters not allowed in an HTTP header"))?;
+    // Keeps the value out of reqwest's and hyper's Debug output.
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Refuses path parts that would silently address a different resource, such as an empty id
+/// turning "delete this connection" into a request on the collection.
+fn segment<'a>(value: &'a str, what: &str) -> Result<&'a str, Error> {
+    if value.trim().is_empty() || value == "." || value == ".." {
+        return Err(Error::InvalidRequest {
+            status: 400,
+            message: format!("{what} {value:?} is not valid; request not sent"),
+        });
+    }
+    Ok(value)
+}
+
+fn check_base_url(url: Url) -> Result<Url, Error> {
+    let usable = matches!(url.scheme(), "http" | "https") && !url.cannot_be_a_base();
+    if usable {
+        return Ok(url);
+    }
+    Err(Error::Transport {
+        endpoint: None,
+        message: format!("base URL {url} is not an http(s) URL"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(base: &str) -> Client {
+        Client::new(ClientConfig {
+            base_url: Url::parse(base).unwrap(),
+            ..ClientConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn default_config_points_at_the_real_api() {
+        let config = ClientConfig::default();
+        assert_eq!(config.base_url.as_str(), "https://api.consoleconnect.com/");
+        assert_eq!(config.connect_timeout, Duration::from_secs(5));
+        assert_eq!(config.request_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn urls_keep_a_base_path_and_escape_segments() {
+        let client = client("http://localhost:8088/prefix/");
+        let url = client.url(&["api", "company", "a/b c", "ports"]);
+        assert_eq!(
+            url.as_str(),
+            "http://localhost:8088/prefix/api/company/a%2Fb%20c/ports"
+        );
+        let client = self::client("http://localhost:8088");
+        assert_eq!(
+            client.url(&["api", "x"]).as_str(),
+            "http://localhost:8088/api/x"
+        );
+    }
+
+    #[test]
+    fn refuses_unusable_base_urls() {
+        let config = ClientConfig {
+            base_url: Url::parse("mailto:someone@example.com").unwrap(),
+            ..ClientConfig::default()
+        };
+        assert!(matches!(
+            Client::new(config),
+            Err(Error::Transport { endpoint: None, .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_path_parts_that_change_the_resource() {
+        for bad in ["", " ", ".", ".."] {
+            assert!(segment(bad, "connection id").is_err(), "{bad:?}");
+        }
+        assert_eq!(segment("abc", "id").unwrap(), "abc");
+    }
+
+    #[test]
+    fn bearer_header_is_sensitive_and_checked() {
+        let value = bearer(&ApiKey::new("k-123")).unwrap();
+        assert!(value.is_sensitive());
+        assert_eq!(value.to_str().unwrap(), "Bearer k-123");
+        assert!(bearer(&ApiKey::new("")).is_err());
+        assert!(bearer(&ApiKey::new("bad\u{7f}key")).is_err());
+    }
+
+    #[test]
+    fn decode_errors_name_the_endpoint_and_reason() {
+        let key = ApiKey::new("key-1234");
+        let raw = |body: &[u8]| RawResponse {
+            status: 200,
+            retry_after: None,
+            content_type: Some("text/html".into()),
+            body: body.to_vec(),
+        };
+        let err = decode::<Connection>(Endpoint::GetConnection, &raw(b"<html>"), &key).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Decode {
+                endpoint: Endpoint::GetConnection,
+                ..
+            }
+        ));
+        assert!(
+            err.to_string()
+                .contains("not valid JSON (content type text/html)"),
+            "{err}"
+        );
+        let err = decode::<Connection>(Endpoint::GetConnection, &raw(b"  "), &key).unwrap_err();
+        assert!(err.to_string().contains("empty body"), "{err}");
+        let err = decode::<Results<Port>>(Endpoint::ListPorts, &raw(br#"{"results":{}}"#), &key)
+            .unwrap_err();
+        assert!(err.to_string().contains("list_ports"), "{err}");
+    }
+
+    #[test]
+    fn debug_of_client_shows_no_secrets() {
+        let text = format!("{:?}", client("http://localhost:1"));
+        assert!(text.contains("localhost"));
+    }
+}

@@ -1,0 +1,201 @@
+//! Read step: the Secrets a resource points at, from its own namespace only.
+//!
+//! Secrets are read with a plain `get` on every reconcile rather than watched: watching would
+//! need cluster-wide list/watch on Secrets, and a `get` picks up a rotated key without a restart.
+//! Secret values never leave this module except as an [`ApiKey`], which cannot be printed.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::{
+    consoleconnect::ApiKey,
+    crd::{ApiKeySecretRef, OcidSecretRef},
+};
+
+use super::{Diagnosis, Retry};
+
+/// What every FastConnect virtual circuit OCID starts with.
+const VIRTUAL_CIRCUIT_OCID_PREFIX: &str = "ocid1.virtualcircuit.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Secret {namespace}/{name} not found; create it with the key {key}")]
+    SecretNotFound {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("Secret {namespace}/{name} has no key {key}; add it or fix the key in spec.credentials")]
+    SecretKeyMissing {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("Secret {namespace}/{name} key {key} is empty or not UTF-8 text")]
+    SecretValueUnusable {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error(
+        "Secret {namespace}/{name} key {key} does not hold an Oracle virtual circuit OCID \
+         (ocid1.virtualcircuit.<realm>.<region>.<unique id>); put the OCID of your FastConnect virtual circuit there"
+    )]
+    InvalidOcid {
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("cannot read Secret {namespace}/{name}: {source}")]
+    SecretUnreadable {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Diagnosis for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::SecretNotFound { .. } => "SecretNotFound",
+            Error::SecretKeyMissing { .. } => "SecretKeyMissing",
+            Error::SecretValueUnusable { .. } => "SecretValueUnusable",
+            Error::InvalidOcid { .. } => "InvalidOcid",
+            Error::SecretUnreadable { .. } => "SecretUnreadable",
+        }
+    }
+
+    /// Secrets are not watched, so a fix to one is only seen by reading it again.
+    fn retry(&self) -> Retry {
+        Retry::Backoff { at_least: None }
+    }
+}
+
+/// The Secrets of one namespace.
+pub struct Secrets {
+    api: Api<Secret>,
+    namespace: String,
+}
+
+impl Secrets {
+    pub fn new(client: kube::Client, namespace: &str) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    pub async fn api_key(&self, secret: &ApiKeySecretRef) -> Result<ApiKey, Error> {
+        let value = self.value(&secret.name, &secret.key).await?;
+        Ok(ApiKey::new(value))
+    }
+
+    /// Checks that the OCID Secret holds a virtual circuit OCID. The OCID itself is not
+    /// returned: no API field carries it, and nothing else may show it.
+    pub async fn check_ocid(&self, secret: &OcidSecretRef) -> Result<(), Error> {
+        let value = self.value(&secret.name, &secret.key).await?;
+        if is_virtual_circuit_ocid(&value) {
+            Ok(())
+        } else {
+            Err(Error::InvalidOcid {
+                namespace: self.namespace.clone(),
+                name: secret.name.clone(),
+                key: secret.key.clone(),
+            })
+        }
+    }
+
+    async fn value(&self, name: &str, key: &str) -> Result<String, Error> {
+        let secret = self.api.get_opt(name).await.map_err(|source| Error::SecretUnreadable {
+            namespace: self.namespace.clone(),
+            name: name.to_owned(),
+            source,
+        })?;
+        let Some(secret) = secret else {
+            return Err(Error::SecretNotFound {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+                key: key.to_owned(),
+            });
+        };
+        let bytes = secret
+            .data
+            .as_ref()
+            .and_then(|data| data.get(key))
+            .map(|bytes| bytes.0.clone())
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|data| data.get(key))
+                    .map(|text| text.clone().into_bytes())
+            })
+            .ok_or_else(|| Error::SecretKeyMissing {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+                key: key.to_owned(),
+            })?;
+        match String::from_utf8(bytes) {
+            Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+            _ => Err(Error::SecretValueUnusable {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+                key: key.to_owned(),
+            }),
+        }
+    }
+}
+
+/// `ocid1.virtualcircuit.<realm>.[region][.future use].<unique id>`, in OCID characters.
+pub fn is_virtual_circuit_ocid(value: &str) -> bool {
+    let Some(rest) = value.strip_prefix(VIRTUAL_CIRCUIT_OCID_PREFIX) else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('.').collect();
+    let realm_ok = parts.first().is_some_and(|realm| !realm.is_empty());
+    let id_ok = parts.last().is_some_and(|id| id.len() >= 8);
+    let charset_ok = rest
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
+    parts.len() >= 3 && realm_ok && id_ok && charset_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_virtual_circuit_ocids() {
+        assert!(is_virtual_circuit_ocid(
+            "ocid1.virtualcircuit.oc1.ap-hongkong-1.aaaaaaaabbbbbbbbccccccccdddddddd"
+        ));
+        // The region part may be empty in OCIDs of realm-wide resources.
+        assert!(is_virtual_circuit_ocid("ocid1.virtualcircuit.oc1..aaaaaaaaexample1"));
+    }
+
+    #[test]
+    fn refuses_other_ocids_and_garbage() {
+        for bad in [
+            "",
+            "ocid1.vcn.oc1.ap-hongkong-1.aaaaaaaabbbbbbbb",
+            "ocid1.virtualcircuit.",
+            "ocid1.virtualcircuit.oc1.short",
+            "ocid1.virtualcircuit.oc1.ap-hongkong-1.AAAA UPPER SPACE",
+            "my-circuit",
+        ] {
+            assert!(!is_virtual_circuit_ocid(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_secret_but_never_a_value() {
+        let err = Error::InvalidOcid {
+            namespace: "network".into(),
+            name: "oracle-vc".into(),
+            key: "ocid".into(),
+        };
+        let text = err.to_string();
+        assert!(text.contains("Secret network/oracle-vc key ocid"), "{text}");
+    }
+}

@@ -1,0 +1,273 @@
+//! Write step: turn what a reconcile learned into status, conditions and events, and write them
+//! only when something changed, so that our own writes never feed a reconcile loop.
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+
+use crate::{
+    consoleconnect::ConnectionStatus,
+    crd::{FastConnectConnection, FastConnectConnectionStatus, Phase},
+};
+
+pub const FIELD_MANAGER: &str = "fastconnect-operator";
+pub const READY: &str = "Ready";
+pub const SYNCED: &str = "Synced";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Someone changed the resource since it was read; the next reconcile sees the change.
+    #[error("the resource changed while being reconciled")]
+    Conflict,
+    #[error("cannot write status: {0}")]
+    Write(#[source] kube::Error),
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
+/// What the Console Connect status of a connection means for the resource.
+pub struct RemoteView {
+    pub phase: Phase,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Maps every documented Console Connect status; unknown ones are shown as received.
+pub fn remote_view(status: &ConnectionStatus, error_reason: Option<&str>) -> RemoteView {
+    use ConnectionStatus as S;
+    let view = |phase, reason, message: &str| RemoteView {
+        phase,
+        reason,
+        message: message.to_owned(),
+    };
+    match status {
+        S::Creating => view(Phase::Creating, "Creating", "Console Connect is creating the connection"),
+        S::Pending | S::PendingAcceptance => view(
+            Phase::AwaitingApproval,
+            "AwaitingApproval",
+            "waiting for approval",
+        ),
+        S::Accepted | S::Manual => view(
+            Phase::Provisioning,
+            "Provisioning",
+            "approved; the circuit is being provisioned",
+        ),
+        S::Active => view(Phase::Active, "Active", "the connection is ACTIVE"),
+        S::Denied => view(
+            Phase::Failed,
+            "Denied",
+            "the connection was DENIED; contact Console Connect Support, then delete this resource",
+        ),
+        S::Cancelled => view(
+            Phase::Failed,
+            "Cancelled",
+            "the connection was CANCELLED; delete this resource and order again if still needed",
+        ),
+        S::Disabled => view(
+            Phase::Failed,
+            "Disabled",
+            "the connection is DISABLED in Console Connect; contact Console Connect Support",
+        ),
+        S::Error => RemoteView {
+            phase: Phase::Failed,
+            reason: "RemoteError",
+            message: format!(
+                "the connection is in ERROR: {}",
+                error_reason.unwrap_or("no reason given")
+            ),
+        },
+        S::Deleting | S::Deleted => view(
+            Phase::Failed,
+            "DeletedOutOfBand",
+            "the connection was deleted outside Kubernetes; delete this resource",
+        ),
+        S::Other(raw) => RemoteView {
+            phase: Phase::Provisioning,
+            reason: "UnknownRemoteStatus",
+            message: format!("Console Connect reports status {raw}"),
+        },
+    }
+}
+
+/// The outcome of one reconcile, in the words of the conditions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub phase: Phase,
+    /// Reason and message of the Ready condition (True only when Active).
+    pub reason: String,
+    pub message: String,
+    /// Set when this reconcile failed: reason and message of Synced=False.
+    pub failure: Option<(&'static str, String)>,
+}
+
+/// The status after this reconcile: `status` with `report` applied, keeping each condition's
+/// transition time while its state and reason stay the same.
+pub fn next(
+    fcc: &FastConnectConnection,
+    mut status: FastConnectConnectionStatus,
+    report: &Report,
+) -> FastConnectConnectionStatus {
+    let generation = fcc.metadata.generation;
+    let ready = condition(
+        READY,
+        report.phase == Phase::Active,
+        &report.reason,
+        &report.message,
+        generation,
+    );
+    let synced = match &report.failure {
+        None => condition(SYNCED, true, "ReconcileSucceeded", "", generation),
+        Some((reason, message)) => condition(SYNCED, false, reason, message, generation),
+    };
+    status.conditions = [ready, synced]
+        .into_iter()
+        .map(|new| keep_transition_time(&status.conditions, new))
+        .collect();
+    status.phase = Some(report.phase);
+    status.message = Some(report.message.clone()).filter(|m| !m.is_empty());
+    status.observed_generation = generation;
+    status
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Condition {
+    Condition {
+        type_: type_.to_owned(),
+        status: if ok { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        observed_generation: generation,
+        last_transition_time: Time(Timestamp::now()),
+    }
+}
+
+fn keep_transition_time(old: &[Condition], mut new: Condition) -> Condition {
+    if let Some(previous) = old.iter().find(|c| c.type_ == new.type_)
+        && previous.status == new.status
+    {
+        new.last_transition_time = previous.last_transition_time.clone();
+    }
+    new
+}
+
+/// Writes `status` if it differs from what the object has. With `precondition`, the write only
+/// succeeds if the object is unchanged since it was read; the create marker relies on it, so
+/// that an order is never placed for a spec the user has already changed.
+pub async fn write(
+    api: &Api<FastConnectConnection>,
+    fcc: &FastConnectConnection,
+    status: &FastConnectConnectionStatus,
+    precondition: bool,
+) -> Result<bool, Error> {
+    if fcc.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let mut body = json!({
+        "apiVersion": FastConnectConnection::api_version(&()),
+        "kind": FastConnectConnection::kind(&()),
+        "status": status,
+    });
+    if precondition {
+        body["metadata"] = json!({ "resourceVersion": fcc.resource_version() });
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch_status(&fcc.name_any(), &params, &Patch::Apply(body)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::Conflict),
+        Err(error) => Err(Error::Write(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fcc() -> FastConnectConnection {
+        serde_json::from_value(json!({
+            "apiVersion": "fastconnect.dev/v1alpha1", "kind": "FastConnectConnection",
+            "metadata": {"name": "hk", "namespace": "net", "generation": 3},
+            "spec": {"companyUsername": "acme",
+                "credentials": {"apiKeySecretRef": {"name": "a"}, "oracleOcidSecretRef": {"name": "o"}},
+                "sourcePort": {"name": "p"}, "destination": {"metro": "HKG"},
+                "speedMbps": 100, "term": {"duration": 1, "unit": "m"}}
+        }))
+        .unwrap()
+    }
+
+    fn report(phase: Phase, reason: &str) -> Report {
+        Report {
+            phase,
+            reason: reason.into(),
+            message: "m".into(),
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn every_documented_status_has_a_phase() {
+        let cases = [
+            ("CREATING", Phase::Creating),
+            ("PENDING", Phase::AwaitingApproval),
+            ("PENDING_ACCEPTANCE", Phase::AwaitingApproval),
+            ("PENDING ACCEPTANCE", Phase::AwaitingApproval),
+            ("ACCEPTED", Phase::Provisioning),
+            ("MANUAL", Phase::Provisioning),
+            ("ACTIVE", Phase::Active),
+            ("DENIED", Phase::Failed),
+            ("CANCELLED", Phase::Failed),
+            ("DISABLED", Phase::Failed),
+            ("ERROR", Phase::Failed),
+            ("DELETING", Phase::Failed),
+            ("DELETED", Phase::Failed),
+            ("SOMETHING_NEW", Phase::Provisioning),
+        ];
+        for (raw, phase) in cases {
+            assert_eq!(remote_view(&ConnectionStatus::parse(raw), None).phase, phase, "{raw}");
+        }
+    }
+
+    #[test]
+    fn error_reason_and_unknown_status_are_shown() {
+        let view = remote_view(&ConnectionStatus::Error, Some("VLAN clash"));
+        assert_eq!(view.reason, "RemoteError");
+        assert!(view.message.contains("VLAN clash"));
+        let view = remote_view(&ConnectionStatus::parse("FROZEN"), None);
+        assert!(view.message.contains("FROZEN"));
+    }
+
+    #[test]
+    fn ready_only_when_active_and_synced_reflects_failure() {
+        let fcc = fcc();
+        let status = next(&fcc, Default::default(), &report(Phase::Active, "Active"));
+        assert_eq!(status.conditions[0].status, "True");
+        assert_eq!(status.conditions[0].observed_generation, Some(3));
+        assert_eq!(status.observed_generation, Some(3));
+        let mut failing = report(Phase::AwaitingApproval, "AwaitingApproval");
+        failing.failure = Some(("Throttled", "slow down".into()));
+        let status = next(&fcc, status, &failing);
+        assert_eq!(status.conditions[0].status, "False");
+        assert_eq!(status.conditions[1].status, "False");
+        assert_eq!(status.conditions[1].reason, "Throttled");
+    }
+
+    #[test]
+    fn an_unchanged_report_gives_an_identical_status() {
+        let fcc = fcc();
+        let first = next(&fcc, Default::default(), &report(Phase::Creating, "Creating"));
+        let second = next(&fcc, first.clone(), &report(Phase::Creating, "Creating"));
+        assert_eq!(first, second, "transition times must be kept, or every reconcile writes");
+    }
+}

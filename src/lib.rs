@@ -1,0 +1,15 @@
+//! fastconnect-operator: orders Oracle FastConnect Layer 2 connections through Console Connect
+//! from `FastConnectConnection` resources.
+//!
+//! Layers, each with its own error type: [`consoleconnect`] (the API client), [`crd`] (the
+//! resource), [`controller`] (the reconciler), [`metrics`], [`telemetry`] and [`config`].
+
+pub mod config;
+pub mod consoleconnect;
+pub mod controller;
+pub mod crd;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;
+
+pub use controller::{Context, Error};

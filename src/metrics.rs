@@ -1,0 +1,247 @@
+//! Prometheus metrics, all prefixed `fastconnect_`.
+//!
+//! Labels carry only endpoint names, status codes, phases and reasons: never a company, a key,
+//! an OCID or an object name, so cardinality stays fixed and nothing secret can reach a scrape.
+
+use std::time::{Duration, Instant};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use crate::{consoleconnect::Endpoint, crd::Phase};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    endpoint: &'static str,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Counter,
+    reconcile_failures: Family<ReasonLabels, Counter>,
+    reconcile_duration: Histogram,
+    controller_errors: Counter,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<EndpointLabels, Histogram>,
+    throttled: Counter,
+    connections_ordered: Counter,
+    phases: Family<PhaseLabels, Gauge>,
+    time_to_ready: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("fastconnect");
+        let reconciles = Counter::default();
+        let reconcile_failures = Family::<ReasonLabels, Counter>::default();
+        let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        let controller_errors = Counter::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.0, 12))
+        });
+        let throttled = Counter::default();
+        let connections_ordered = Counter::default();
+        let phases = Family::<PhaseLabels, Gauge>::default();
+        // From seconds (sandbox, instant approval) to days (a human approves at Support).
+        let time_to_ready = Histogram::new(exponential_buckets(1.0, 4.0, 10));
+        registry.register("reconciles", "Reconciles started", reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that ended in an error, by condition reason",
+            reconcile_failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time a reconcile takes",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "controller_errors",
+            "Reconciles whose own status write failed",
+            controller_errors.clone(),
+        );
+        registry.register(
+            "consoleconnect_requests",
+            "Console Connect API requests by endpoint and HTTP status code (\"none\" when no response)",
+            requests.clone(),
+        );
+        registry.register(
+            "consoleconnect_request_duration_seconds",
+            "Console Connect API request latency by endpoint",
+            request_duration.clone(),
+        );
+        registry.register(
+            "consoleconnect_throttled",
+            "Console Connect answers with HTTP 429",
+            throttled.clone(),
+        );
+        registry.register(
+            "connections_ordered",
+            "Layer 2 connections ordered",
+            connections_ordered.clone(),
+        );
+        registry.register(
+            "connections",
+            "FastConnectConnection resources by phase, as last reconciled by this process",
+            phases.clone(),
+        );
+        registry.register(
+            "time_to_ready_seconds",
+            "Time from a resource's creation to its connection first observed ACTIVE",
+            time_to_ready.clone(),
+        );
+        Self {
+            time_to_ready,
+            registry,
+            reconciles,
+            reconcile_failures,
+            reconcile_duration,
+            controller_errors,
+            requests,
+            request_duration,
+            throttled,
+            connections_ordered,
+            phases,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+
+    pub fn reconcile_started(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            metrics: self,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn controller_error(&self) {
+        self.controller_errors.inc();
+    }
+
+    pub fn connection_ordered(&self) {
+        self.connections_ordered.inc();
+    }
+
+    /// Moves one resource from one phase gauge to another.
+    pub fn phase_changed(&self, from: Option<Phase>, to: Option<Phase>) {
+        if let Some(from) = from {
+            self.phases
+                .get_or_create(&PhaseLabels {
+                    phase: from.as_str(),
+                })
+                .dec();
+        }
+        if let Some(to) = to {
+            self.phases
+                .get_or_create(&PhaseLabels { phase: to.as_str() })
+                .inc();
+        }
+    }
+
+    pub fn became_ready(&self, since_creation: Duration) {
+        self.time_to_ready.observe(since_creation.as_secs_f64());
+    }
+
+    /// Observer for the Console Connect client.
+    pub fn observe_request(&self, endpoint: Endpoint, code: Option<u16>, took: Duration) {
+        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        if code == "429" {
+            self.throttled.inc();
+        }
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint: endpoint.as_str(),
+                code,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint.as_str(),
+            })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// Measures one reconcile.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    started: Instant,
+}
+
+impl ReconcileTimer<'_> {
+    pub fn finish(self, failure: Option<&str>) {
+        self.metrics
+            .reconcile_duration
+            .observe(self.started.elapsed().as_secs_f64());
+        if let Some(reason) = failure {
+            self.metrics
+                .reconcile_failures
+                .get_or_create(&ReasonLabels {
+                    reason: reason.to_owned(),
+                })
+                .inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_counters_with_labels() {
+        let metrics = Metrics::new();
+        metrics.observe_request(Endpoint::CreateLayer2, Some(200), Duration::from_millis(5));
+        metrics.observe_request(Endpoint::ListConnections, Some(429), Duration::from_millis(5));
+        metrics.reconcile_started().finish(Some("Throttled"));
+        metrics.phase_changed(None, Some(Phase::Creating));
+        metrics.phase_changed(Some(Phase::Creating), Some(Phase::Active));
+        let text = metrics.render().unwrap();
+        for expected in [
+            "fastconnect_consoleconnect_requests_total{endpoint=\"create_layer2\",code=\"200\"} 1",
+            "fastconnect_consoleconnect_throttled_total 1",
+            "fastconnect_reconcile_failures_total{reason=\"Throttled\"} 1",
+            "fastconnect_connections{phase=\"Active\"} 1",
+            "fastconnect_connections{phase=\"Creating\"} 0",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+    }
+}

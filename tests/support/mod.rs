@@ -1,0 +1,6 @@
+//! Shared helpers for the integration tests: the real control plane and the sandbox.
+#![allow(dead_code)]
+
+pub mod cluster;
+pub mod operator;
+pub mod sandbox;

@@ -1,0 +1,118 @@
+//! The operator binary as a process of its own, watching one test namespace and talking to a
+//! sandbox, with its logs kept for assertions and for failure reports.
+
+use std::{
+    fs::File,
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::cluster;
+
+pub struct Operator {
+    child: Child,
+    pub metrics_addr: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Fast cadences so that tests finish in seconds.
+const TEST_ENV: &[(&str, &str)] = &[
+    ("FCO_POLL_PROGRESS", "300ms"),
+    ("FCO_POLL_ACTIVE", "2s"),
+    ("FCO_CATALOG_TTL", "2s"),
+    ("FCO_BACKOFF_MIN", "200ms"),
+    ("FCO_BACKOFF_MAX", "3s"),
+    ("FCO_API_TIMEOUT", "3s"),
+    ("RUST_LOG", "info,fastconnect_operator=debug"),
+];
+
+impl Operator {
+    pub fn start(sandbox_url: &str, namespace: &str) -> Self {
+        Self::start_with(sandbox_url, namespace, &[])
+    }
+
+    /// Starts the operator with extra environment (which wins over the test defaults).
+    pub fn start_with(sandbox_url: &str, namespace: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("operator.log");
+        let out = File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let metrics_addr = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fastconnect-operator"));
+        command
+            .env("KUBECONFIG", cluster::kubeconfig_path())
+            .env("FCO_API_BASE_URL", sandbox_url)
+            .env("FCO_NAMESPACES", namespace)
+            .env("FCO_LISTEN", metrics_addr.to_string())
+            .envs(TEST_ENV.iter().copied())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = command.spawn().expect("the operator starts");
+        Operator {
+            child,
+            metrics_addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the operator did not exit within {timeout:?}; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The Prometheus exposition from `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.metrics_addr);
+        cluster::wait_for_ok("the metrics endpoint", Duration::from_secs(20), || async {
+            let response = reqwest::get(&url).await.map_err(|e| e.to_string())?;
+            response.text().await.map_err(|e| e.to_string())
+        })
+        .await
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let logs = self.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(80).collect();
+            eprintln!("--- operator log (last 80 lines) ---");
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr")
+}
