@@ -1,7 +1,7 @@
 # Entry points. `make test` is the test command (also what CI runs, via .ci/run).
 SHELL := /usr/bin/env bash
 
-.PHONY: test testenv-up testenv-down testenv-status testenv-build testenv-logs
+.PHONY: test testenv-up testenv-down testenv-status testenv-build testenv-logs demo demo-down image-check
 
 ## Bring up a real control plane (building it if missing), run fmt, clippy and all cargo tests, tear down.
 test:
@@ -25,3 +25,17 @@ testenv-logs:
 ## Only build the control plane binaries into the cache.
 testenv-build:
 	hack/testenv.sh build
+
+## The demo: control plane, sandbox, the Helm chart, the operator as the chart's ServiceAccount,
+## and the sample connection followed to Active (hack/demo.sh up).
+demo:
+	hack/demo.sh up
+
+## Stop the demo: operator, sandbox, the Helm release and the control plane.
+demo-down:
+	hack/demo.sh down
+
+## Check the container image recipe without a container engine: hadolint, the Dockerfile's
+## static release build, and proof that the binary is static.
+image-check:
+	hack/check-image.sh

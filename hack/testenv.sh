@@ -171,7 +171,8 @@ start() { # component binary args...
   local name=$1 bin=$2
   shift 2
   : >"$LOGS/$name.log"
-  setsid "$bin" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  # fd 8 is the state lock (lock_state); the component must not keep it open.
+  setsid "$bin" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 8>&- &
   local pid=$!
   echo "$pid" >"$RUN/$name.pid"
   readlink -f "$bin" >"$RUN/$name.exe"

@@ -8,6 +8,7 @@ use url::Url;
 use crate::{
     consoleconnect::{ClientConfig, DEFAULT_BASE_URL},
     controller::{Namespaces, Settings},
+    leader::LeaseConfig,
     telemetry::LogFormat,
 };
 
@@ -53,7 +54,12 @@ pub struct Config {
     pub concurrency: u16,
 
     /// Namespaces to watch, comma-separated; all namespaces when empty.
-    #[arg(long, env = "FCO_NAMESPACES", value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "FCO_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
     pub namespaces: Vec<String>,
 
     /// Log filter, e.g. `info` or `info,fastconnect_operator=debug`.
@@ -67,6 +73,26 @@ pub struct Config {
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, env = "FCO_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+
+    /// Act only while holding a Lease, so that of several replicas one acts at a time.
+    #[arg(long, env = "FCO_LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// Name of the Lease used for leader election.
+    #[arg(long, env = "FCO_LEASE_NAME", default_value = "fastconnect-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease: the Pod's own (downward API). Required with --leader-election.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// How long the Lease lasts unrenewed: the longest a crashed leader leaves nobody in charge.
+    #[arg(long, env = "FCO_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
+    /// This replica's name in the Lease: the Pod name (downward API); hostname-pid when unset.
+    #[arg(long, env = "POD_NAME")]
+    pub lease_identity: Option<String>,
 
     /// Test failpoint: exit the process right after a create call succeeds, before its status is
     /// written, to prove that a restart orders nothing twice.
@@ -95,6 +121,25 @@ impl Config {
         }
     }
 
+    /// The Lease to hold when leader election is on; `None` when it is off. Errs when it is on
+    /// but the Lease's namespace is not known.
+    pub fn leader_election(&self) -> Result<Option<LeaseConfig>, String> {
+        if !self.leader_election {
+            return Ok(None);
+        }
+        let namespace = non_empty(self.lease_namespace.as_deref()).ok_or(
+            "--leader-election needs the Lease's namespace: set POD_NAMESPACE (from the downward \
+             API's metadata.namespace) or --lease-namespace",
+        )?;
+        let identity = non_empty(self.lease_identity.as_deref())
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+        Ok(Some(
+            LeaseConfig::new(namespace, self.lease_name.clone(), identity)
+                .with_lease_duration(self.lease_duration),
+        ))
+    }
+
     pub fn namespaces(&self) -> Namespaces {
         Namespaces(
             self.namespaces
@@ -106,6 +151,21 @@ impl Config {
     }
 }
 
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The kernel's host name (a Pod's name outside Kubernetes' downward API), for a Lease identity
+/// that differs between machines; the pid tells apart processes on one machine.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "fastconnect-operator".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,13 +175,64 @@ mod tests {
         let config = Config::try_parse_from(["fastconnect-operator"]).unwrap();
         assert_eq!(config.poll_active, Duration::from_secs(60));
         assert!(config.namespaces().0.is_empty());
-        assert_eq!(config.api_base_url.as_str(), "https://api.consoleconnect.com/");
+        assert_eq!(
+            config.api_base_url.as_str(),
+            "https://api.consoleconnect.com/"
+        );
     }
 
     #[test]
     fn namespaces_are_split() {
-        let config =
-            Config::try_parse_from(["x", "--namespaces", "network, team-b"]).unwrap();
+        let config = Config::try_parse_from(["x", "--namespaces", "network, team-b"]).unwrap();
         assert_eq!(config.namespaces().0, vec!["network", "team-b"]);
+    }
+
+    #[test]
+    fn leader_election_is_off_by_default() {
+        let config = Config::try_parse_from(["x"]).unwrap();
+        assert!(!config.leader_election);
+        assert_eq!(config.leader_election().unwrap().map(|l| l.name), None);
+    }
+
+    #[test]
+    fn leader_election_needs_the_lease_namespace() {
+        let config =
+            Config::try_parse_from(["x", "--leader-election", "--lease-namespace", " "]).unwrap();
+        let error = config.leader_election().unwrap_err();
+        assert!(error.contains("POD_NAMESPACE"), "{error}");
+    }
+
+    #[test]
+    fn leader_election_settings_are_passed_on() {
+        let config = Config::try_parse_from([
+            "x",
+            "--leader-election",
+            "--lease-namespace",
+            "ops",
+            "--lease-identity",
+            "pod-a",
+            "--lease-duration",
+            "6s",
+        ])
+        .unwrap();
+        let lease = config.leader_election().unwrap().unwrap();
+        assert_eq!(
+            (lease.namespace.as_str(), lease.name.as_str()),
+            ("ops", "fastconnect-operator")
+        );
+        assert_eq!(lease.identity, "pod-a");
+        assert_eq!(lease.lease_duration, Duration::from_secs(6));
+        assert_eq!(lease.renew_every, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn without_a_pod_name_the_identity_is_host_and_pid() {
+        let config =
+            Config::try_parse_from(["x", "--leader-election", "--lease-namespace", "ops"]).unwrap();
+        let identity = config.leader_election().unwrap().unwrap().identity;
+        assert!(
+            identity.ends_with(&format!("-{}", std::process::id())),
+            "{identity}"
+        );
     }
 }

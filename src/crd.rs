@@ -16,11 +16,15 @@ pub const GROUP: &str = "fastconnect.dev";
 
 /// The status marker that says the spec has been used for an order: from then on the fields the
 /// Console Connect API cannot change are frozen (CEL rules below).
-const ORDERED: &str = "has(oldSelf.status) && (has(oldSelf.status.orderedAt) || has(oldSelf.status.connectionId))";
+const ORDERED: &str =
+    "has(oldSelf.status) && (has(oldSelf.status.orderedAt) || has(oldSelf.status.connectionId))";
 
 /// A root-level rule freezing one required spec field once the connection is ordered.
 fn frozen(field: &str, what_to_do: &str) -> Rule {
-    Rule::new(format!("!({ORDERED}) || self.spec.{field} == oldSelf.spec.{field}")).message(Message::Message(format!(
+    Rule::new(format!(
+        "!({ORDERED}) || self.spec.{field} == oldSelf.spec.{field}"
+    ))
+    .message(Message::Message(format!(
         "spec.{field} cannot change once the connection is ordered; {what_to_do}"
     )))
 }
@@ -438,7 +442,8 @@ mod tests {
 
     #[test]
     fn connection_name_defaults_to_namespace_and_name() {
-        let mut fcc = FastConnectConnection::new("hk-oracle", serde_json::from_value(spec()).unwrap());
+        let mut fcc =
+            FastConnectConnection::new("hk-oracle", serde_json::from_value(spec()).unwrap());
         fcc.metadata.namespace = Some("network".into());
         assert_eq!(fcc.connection_name(), "network-hk-oracle");
         fcc.spec.connection_name = Some("custom".into());
@@ -448,7 +453,10 @@ mod tests {
     #[test]
     fn crd_has_the_public_names() {
         let crd = FastConnectConnection::crd();
-        assert_eq!(crd.metadata.name.as_deref(), Some("fastconnectconnections.fastconnect.dev"));
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("fastconnectconnections.fastconnect.dev")
+        );
         assert_eq!(crd.spec.names.short_names, Some(vec!["fcc".to_string()]));
         assert_eq!(crd.spec.versions[0].name, "v1alpha1");
     }
@@ -460,7 +468,10 @@ mod tests {
         let mut missing = Vec::new();
         find_undescribed(&schema["properties"]["spec"], "spec", &mut missing);
         find_undescribed(&schema["properties"]["status"], "status", &mut missing);
-        assert!(missing.is_empty(), "fields without a description: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "fields without a description: {missing:?}"
+        );
     }
 
     fn find_undescribed(schema: &serde_json::Value, path: &str, missing: &mut Vec<String>) {

@@ -2,12 +2,14 @@
 //! from `FastConnectConnection` resources.
 //!
 //! Layers, each with its own error type: [`consoleconnect`] (the API client), [`crd`] (the
-//! resource), [`controller`] (the reconciler), [`metrics`], [`telemetry`] and [`config`].
+//! resource), [`controller`] (the reconciler), [`leader`] (Lease election), [`metrics`],
+//! [`telemetry`] and [`config`].
 
 pub mod config;
 pub mod consoleconnect;
 pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;

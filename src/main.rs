@@ -1,4 +1,5 @@
-//! Wiring only: configuration, telemetry, clients, the metrics server and the controller.
+//! Wiring only: configuration, telemetry, clients, the metrics server, leader election and the
+//! controller.
 
 use std::{process::ExitCode, sync::Arc};
 
@@ -7,11 +8,13 @@ use fastconnect_operator::{
     config::Config,
     consoleconnect::{self, Client},
     controller::{self, Context},
+    leader::LeaseLock,
     metrics::Metrics,
     server::{self, Readiness},
     telemetry,
 };
-use tracing::{error, info};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -43,12 +46,14 @@ async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot reach Kubernetes: {e}"))?;
     let namespaces = config.namespaces();
-    controller::check_crd(&kube, &namespaces).await.map_err(|e| {
-        format!(
-            "cannot list FastConnectConnections ({e}); install the CRD with \
+    controller::check_crd(&kube, &namespaces)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot list FastConnectConnections ({e}); install the CRD with \
              `kubectl apply -f crds/` (or the Helm chart) and check the RBAC"
-        )
-    })?;
+            )
+        })?;
 
     let readiness = Readiness::default();
     let app = server::router(metrics.clone(), readiness.clone());
@@ -59,9 +64,63 @@ async fn run(config: Config) -> Result<(), String> {
         }
     });
 
+    // Follow before acting: /healthz serves meanwhile, /readyz turns ready only once the
+    // controller runs (after acquiring) and its watches have synced.
+    let leadership = match config.leader_election()? {
+        None => None,
+        Some(lease) => {
+            let lock = LeaseLock::new(kube.clone(), lease).map_err(|e| e.to_string())?;
+            info!(
+                lease = lock.lease(),
+                identity = lock.identity(),
+                "waiting for leadership"
+            );
+            tokio::select! {
+                acquired = lock.acquire() => {
+                    Some(acquired.map_err(|e| format!("leader election failed: {e}"))?)
+                }
+                () = shutdown_signal() => {
+                    info!("shutdown requested while waiting for leadership");
+                    return Ok(());
+                }
+            }
+        }
+    };
+
     let ctx = Arc::new(Context::new(kube, api, config.settings(), metrics));
     info!(api = %config.api_base_url, namespaces = ?namespaces.0, "starting controller");
-    controller::run(ctx, namespaces, readiness).await;
-    info!("controller stopped");
-    Ok(())
+    let Some(leadership) = leadership else {
+        controller::run(ctx, namespaces, readiness).await;
+        info!("controller stopped");
+        return Ok(());
+    };
+    // Losing the Lease ends the process at once (dropping the controller mid-reconcile), so
+    // that two replicas never act together; the restarted Pod follows again.
+    tokio::select! {
+        () = controller::run(ctx, namespaces, readiness) => {
+            info!("controller stopped; releasing the lease");
+            if let Err(e) = leadership.release().await {
+                warn!(error = %e, "cannot release the lease; it expires by itself");
+            }
+            Ok(())
+        }
+        reason = leadership.lost() => Err(format!("lost leadership ({reason}); exiting")),
+    }
+}
+
+/// SIGTERM (Kubernetes stopping the Pod) or SIGINT.
+async fn shutdown_signal() {
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            // Without a SIGTERM handler the default action ends the process anyway.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        Ok(()) = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -229,7 +229,11 @@ mod tests {
     fn renders_prefixed_counters_with_labels() {
         let metrics = Metrics::new();
         metrics.observe_request(Endpoint::CreateLayer2, Some(200), Duration::from_millis(5));
-        metrics.observe_request(Endpoint::ListConnections, Some(429), Duration::from_millis(5));
+        metrics.observe_request(
+            Endpoint::ListConnections,
+            Some(429),
+            Duration::from_millis(5),
+        );
         metrics.reconcile_started().finish(Some("Throttled"));
         metrics.phase_changed(None, Some(Phase::Creating));
         metrics.phase_changed(Some(Phase::Creating), Some(Phase::Active));

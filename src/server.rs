@@ -49,7 +49,10 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     match state.metrics.render() {
         Ok(text) => (
             StatusCode::OK,
-            [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         )
             .into_response(),

@@ -13,7 +13,10 @@ pub enum LogFormat {
 }
 
 /// Installs the global subscriber. `filter` is e.g. `info` or `info,fastconnect_operator=debug`.
-pub fn init(filter: &str, format: LogFormat) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub fn init(
+    filter: &str,
+    format: LogFormat,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let filter = EnvFilter::try_new(filter)?;
     let registry = tracing_subscriber::registry().with(filter);
     match format {
@@ -21,7 +24,12 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), Box<dyn std::error::E
             .with(fmt::layer().with_ansi(std::io::stdout().is_terminal()))
             .try_init()?,
         LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true).with_current_span(true))
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
             .try_init()?,
     }
     Ok(())

@@ -56,7 +56,8 @@ impl Env {
             sandbox,
             operator: None,
         };
-        env.put_secret("consoleconnect", "apiKey", sandbox::DEFAULT_KEY).await;
+        env.put_secret("consoleconnect", "apiKey", sandbox::DEFAULT_KEY)
+            .await;
         env.put_secret("oracle-vc", "ocid", OCID).await;
         env
     }
@@ -75,7 +76,11 @@ impl Env {
             ..Default::default()
         };
         Api::<Secret>::namespaced(self.client.clone(), &self.ns)
-            .patch(name, &PatchParams::apply("tests").force(), &Patch::Apply(&secret))
+            .patch(
+                name,
+                &PatchParams::apply("tests").force(),
+                &Patch::Apply(&secret),
+            )
             .await
             .expect("secret applied");
     }
@@ -123,21 +128,29 @@ impl Env {
     /// Waits until the Ready condition has `reason`, and returns it.
     async fn wait_reason(&self, name: &str, reason: &str) -> (FastConnectConnection, Condition) {
         let fccs = &self.fccs;
-        cluster::wait_for_ok(&format!("{name} to have reason {reason}"), WAIT, || async move {
-            let fcc = fccs.get(name).await.map_err(|e| e.to_string())?;
-            let ready = ready_condition(&fcc);
-            match ready {
-                Some(c) if c.reason == reason => Ok((fcc, c)),
-                other => Err(format!("{other:?}")),
-            }
-        })
+        cluster::wait_for_ok(
+            &format!("{name} to have reason {reason}"),
+            WAIT,
+            || async move {
+                let fcc = fccs.get(name).await.map_err(|e| e.to_string())?;
+                let ready = ready_condition(&fcc);
+                match ready {
+                    Some(c) if c.reason == reason => Ok((fcc, c)),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
         .await
     }
 
     async fn wait_gone(&self, name: &str) {
         let fccs = &self.fccs;
         cluster::wait_for(&format!("{name} to be gone"), WAIT, || async move {
-            fccs.get_opt(name).await.expect("get").is_none().then_some(())
+            fccs.get_opt(name)
+                .await
+                .expect("get")
+                .is_none()
+                .then_some(())
         })
         .await
     }
@@ -181,6 +194,15 @@ fn connection_id(fcc: &FastConnectConnection) -> String {
         .expect("status.connectionId")
 }
 
+/// Sets the field at a `/`-separated path, creating what is missing on the way.
+fn set(object: &mut Value, path: &str, value: Value) {
+    let target = path
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .fold(object, |node, part| &mut node[part]);
+    *target = value;
+}
+
 fn repo_path(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -191,18 +213,61 @@ async fn the_sample_reaches_active_with_kubectl_and_deleting_it_disconnects() {
         Env::without_operator(&["--creating-delay", "200ms", "--approval-delay", "500ms"]).await;
     let ns = env.ns.clone();
     let ns = ns.as_str();
-    cluster::kubectl_ok(&["-n", ns, "apply", "-f", &repo_path("deploy/samples/secrets.yaml")]);
-    cluster::kubectl_ok(&["-n", ns, "apply", "-f", &repo_path("deploy/samples/fastconnectconnection.yaml")]);
+    cluster::kubectl_ok(&[
+        "-n",
+        ns,
+        "apply",
+        "-f",
+        &repo_path("deploy/samples/secrets.yaml"),
+    ]);
+    cluster::kubectl_ok(&[
+        "-n",
+        ns,
+        "apply",
+        "-f",
+        &repo_path("deploy/samples/fastconnectconnection.yaml"),
+    ]);
     env.operator = Some(Operator::start(&env.sandbox.url, ns));
 
-    cluster::kubectl_ok(&["-n", ns, "wait", "--for=condition=Ready", "fcc/hk-oracle", "--timeout=60s"]);
+    cluster::kubectl_ok(&[
+        "-n",
+        ns,
+        "wait",
+        "--for=condition=Ready",
+        "fcc/hk-oracle",
+        "--timeout=60s",
+    ]);
     let table = cluster::kubectl_ok(&["-n", ns, "get", "fcc"]);
-    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "PHASE", "SPEED", "METRO", "CONNECTION", "REMOTE", "AGE"]);
-    let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "PHASE",
+            "SPEED",
+            "METRO",
+            "CONNECTION",
+            "REMOTE",
+            "AGE"
+        ]
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     let fcc = env.fccs.get("hk-oracle").await.unwrap();
     let id = connection_id(&fcc);
-    assert_eq!(&row[..6], ["hk-oracle", "Active", "1000", "HKG", id.as_str(), "ACTIVE"]);
+    assert_eq!(
+        &row[..6],
+        ["hk-oracle", "Active", "1000", "HKG", id.as_str(), "ACTIVE"]
+    );
 
     let remote = env.remote(&format!("{ns}-hk-oracle")).await;
     assert_eq!(remote.len(), 1, "exactly one connection: {remote:?}");
@@ -216,20 +281,34 @@ async fn the_sample_reaches_active_with_kubectl_and_deleting_it_disconnects() {
     cluster::kubectl_ok(&["-n", ns, "delete", "fcc", "hk-oracle", "--timeout=60s"]);
     env.wait_gone("hk-oracle").await;
     let status = env.sandbox.status_of(&id).await;
-    assert_eq!(status.as_deref(), Some("DELETED"), "the circuit is disconnected");
+    assert_eq!(
+        status.as_deref(),
+        Some("DELETED"),
+        "the circuit is disconnected"
+    );
 
     // The whole run shows neither secret anywhere a user or a log collector could see.
     let metrics = env.operator().metrics().await;
     assert!(
-        metrics.contains(r#"fastconnect_consoleconnect_requests_total{endpoint="create_layer2",code="200"} 1"#),
+        metrics.contains(
+            r#"fastconnect_consoleconnect_requests_total{endpoint="create_layer2",code="200"} 1"#
+        ),
         "{metrics}"
     );
     let events = serde_json::to_string(&env.events().await).unwrap();
     let status = serde_json::to_string(&fcc.status).unwrap();
     let logs = env.operator().logs();
-    for (what, text) in [("logs", &logs), ("events", &events), ("status", &status), ("metrics", &metrics)] {
+    for (what, text) in [
+        ("logs", &logs),
+        ("events", &events),
+        ("status", &status),
+        ("metrics", &metrics),
+    ] {
         assert!(!text.contains(sandbox::DEFAULT_KEY), "API key in {what}");
-        assert!(!text.contains("aaaaaaaasandboxexamplecircuit0001"), "OCID in {what}");
+        assert!(
+            !text.contains("aaaaaaaasandboxexamplecircuit0001"),
+            "OCID in {what}"
+        );
     }
 }
 
@@ -239,8 +318,14 @@ async fn awaiting_approval_says_what_support_needs_without_printing_the_ocid() {
     env.create("hk", |_| {}).await;
     let (fcc, ready) = env.wait_reason("hk", "AwaitingApproval").await;
     let id = connection_id(&fcc);
-    assert_eq!(fcc.status.as_ref().unwrap().phase, Some(Phase::AwaitingApproval));
-    assert_eq!(fcc.status.as_ref().unwrap().remote_status.as_deref(), Some("PENDING"));
+    assert_eq!(
+        fcc.status.as_ref().unwrap().phase,
+        Some(Phase::AwaitingApproval)
+    );
+    assert_eq!(
+        fcc.status.as_ref().unwrap().remote_status.as_deref(),
+        Some("PENDING")
+    );
     assert!(ready.message.contains(&id), "{}", ready.message);
     let secret = format!("Secret {}/oracle-vc key ocid", env.ns);
     assert!(ready.message.contains(&secret), "{}", ready.message);
@@ -261,9 +346,13 @@ async fn awaiting_approval_says_what_support_needs_without_printing_the_ocid() {
 #[tokio::test]
 async fn orphan_lets_go_and_leaves_the_connection_running() {
     let env = Env::start(&sandbox::INSTANT).await;
-    env.create("keep", |o| o["spec"]["deletionPolicy"] = json!("Orphan")).await;
+    env.create("keep", |o| o["spec"]["deletionPolicy"] = json!("Orphan"))
+        .await;
     let id = connection_id(&env.wait_phase("keep", Phase::Active).await);
-    env.fccs.delete("keep", &DeleteParams::default()).await.unwrap();
+    env.fccs
+        .delete("keep", &DeleteParams::default())
+        .await
+        .unwrap();
     env.wait_gone("keep").await;
     assert_eq!(env.sandbox.status_of(&id).await.as_deref(), Some("ACTIVE"));
 }
@@ -274,59 +363,159 @@ async fn adoption_by_connection_id_orders_nothing() {
     let existing = env
         .sandbox
         .client()
-        .create_layer2(&ApiKey::new(sandbox::DEFAULT_KEY), sandbox::DEFAULT_COMPANY, &sandbox::valid_request("existing"))
+        .create_layer2(
+            &ApiKey::new(sandbox::DEFAULT_KEY),
+            sandbox::DEFAULT_COMPANY,
+            &sandbox::valid_request("existing"),
+        )
         .await
         .expect("created directly");
-    env.create("adopt", |o| o["spec"]["connectionId"] = json!(existing.id)).await;
+    env.create("adopt", |o| o["spec"]["connectionId"] = json!(existing.id))
+        .await;
     let fcc = env.wait_phase("adopt", Phase::Active).await;
     assert_eq!(connection_id(&fcc), existing.id);
     assert_eq!(env.creates().await, 1, "only the direct create");
 
-    env.fccs.delete("adopt", &DeleteParams::default()).await.unwrap();
+    env.fccs
+        .delete("adopt", &DeleteParams::default())
+        .await
+        .unwrap();
     env.wait_gone("adopt").await;
-    assert_eq!(env.sandbox.status_of(&existing.id).await.as_deref(), Some("DELETED"));
+    assert_eq!(
+        env.sandbox.status_of(&existing.id).await.as_deref(),
+        Some("DELETED")
+    );
 }
 
 #[tokio::test]
 async fn bad_inputs_get_a_clear_condition_and_order_nothing() {
     let env = Env::start(&sandbox::INSTANT).await;
-    env.put_secret("bad-ocid", "ocid", "ocid1.vcn.oc1.ap-hongkong-1.notacircuit").await;
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>, &str, &str)> = vec![
-        ("no-secret", Box::new(|o| o["spec"]["credentials"]["apiKeySecretRef"]["name"] = json!("missing")), "SecretNotFound", "missing"),
-        ("no-key", Box::new(|o| o["spec"]["credentials"]["apiKeySecretRef"]["key"] = json!("token")), "SecretKeyMissing", "has no key token"),
-        ("bad-ocid", Box::new(|o| o["spec"]["credentials"]["oracleOcidSecretRef"]["name"] = json!("bad-ocid")), "InvalidOcid", "/bad-ocid key ocid does not hold an Oracle virtual circuit OCID"),
-        ("no-port", Box::new(|o| o["spec"]["sourcePort"]["name"] = json!("Nope")), "PortNotFound", "no active port Nope"),
-        ("dup-port", Box::new(|o| o["spec"]["sourcePort"]["name"] = json!(sandbox::DUP_PORT_NAME)), "PortAmbiguous", "set spec.sourcePort.id"),
-        ("inactive-port", Box::new(|o| o["spec"]["sourcePort"]["name"] = json!(sandbox::PORT_INACTIVE.name)), "PortNotActive", "not ACTIVE"),
-        ("too-fast", Box::new(|o| o["spec"]["speedMbps"] = json!(2000)), "SpeedExceedsPort", "lower spec.speedMbps"),
-        ("same-metro", Box::new(|o| o["spec"]["destination"]["metro"] = json!("SIN")), "MetroIsPortMetro", "source port's own metro"),
-        ("no-layer2", Box::new(|o| o["spec"]["destination"]["metro"] = json!("SYD")), "MetroWithoutLayer2", "does not offer Layer 2"),
-        ("not-ready", Box::new(|o| o["spec"]["destination"]["metro"] = json!("tokyo")), "MetroNotReady", "not ready"),
-        ("no-metro", Box::new(|o| o["spec"]["destination"]["metro"] = json!("XYZ")), "MetroNotFound", "available: HKG (Hong Kong)"),
+    env.put_secret(
+        "bad-ocid",
+        "ocid",
+        "ocid1.vcn.oc1.ap-hongkong-1.notacircuit",
+    )
+    .await;
+    // (resource, field to change, its value, expected reason, expected text in the message)
+    let cases = [
+        (
+            "no-secret",
+            "/credentials/apiKeySecretRef/name",
+            json!("missing"),
+            "SecretNotFound",
+            "missing",
+        ),
+        (
+            "no-key",
+            "/credentials/apiKeySecretRef/key",
+            json!("token"),
+            "SecretKeyMissing",
+            "has no key token",
+        ),
+        (
+            "bad-ocid",
+            "/credentials/oracleOcidSecretRef/name",
+            json!("bad-ocid"),
+            "InvalidOcid",
+            "/bad-ocid key ocid does not hold an Oracle virtual circuit OCID",
+        ),
+        (
+            "no-port",
+            "/sourcePort/name",
+            json!("Nope"),
+            "PortNotFound",
+            "no active port Nope",
+        ),
+        (
+            "dup-port",
+            "/sourcePort/name",
+            json!(sandbox::DUP_PORT_NAME),
+            "PortAmbiguous",
+            "set spec.sourcePort.id",
+        ),
+        (
+            "inactive-port",
+            "/sourcePort/name",
+            json!(sandbox::PORT_INACTIVE.name),
+            "PortNotActive",
+            "not ACTIVE",
+        ),
+        (
+            "too-fast",
+            "/speedMbps",
+            json!(2000),
+            "SpeedExceedsPort",
+            "lower spec.speedMbps",
+        ),
+        (
+            "same-metro",
+            "/destination/metro",
+            json!("SIN"),
+            "MetroIsPortMetro",
+            "source port's own metro",
+        ),
+        (
+            "no-layer2",
+            "/destination/metro",
+            json!("SYD"),
+            "MetroWithoutLayer2",
+            "does not offer Layer 2",
+        ),
+        (
+            "not-ready",
+            "/destination/metro",
+            json!("tokyo"),
+            "MetroNotReady",
+            "not ready",
+        ),
+        (
+            "no-metro",
+            "/destination/metro",
+            json!("XYZ"),
+            "MetroNotFound",
+            "available: HKG (Hong Kong)",
+        ),
     ];
-    let mut expected = Vec::new();
-    for (name, edit, reason, text) in cases {
-        env.create(name, edit).await;
-        expected.push((name, reason, text));
+    for (name, field, value, _, _) in &cases {
+        env.create(name, |o| set(&mut o["spec"], field, value.clone()))
+            .await;
     }
-    for (name, reason, text) in expected {
+    for (name, _, _, reason, text) in cases {
         let (fcc, ready) = env.wait_reason(name, reason).await;
         assert!(ready.message.contains(text), "{name}: {:?}", ready.message);
         let phase = fcc.status.unwrap().phase;
-        let want = if reason.starts_with("Secret") { Phase::Pending } else { Phase::Failed };
+        let want = if reason.starts_with("Secret") {
+            Phase::Pending
+        } else {
+            Phase::Failed
+        };
         assert_eq!(phase, Some(want), "{name}");
-        assert!(!fcc.metadata.finalizers.unwrap_or_default().iter().any(|f| f.starts_with("fastconnect")),
-            "{name}: nothing ordered, so nothing to guard");
+        assert!(
+            !fcc.metadata
+                .finalizers
+                .unwrap_or_default()
+                .iter()
+                .any(|f| f.starts_with("fastconnect")),
+            "{name}: nothing ordered, so nothing to guard"
+        );
     }
-    assert_eq!(env.creates().await, 0, "nothing may be ordered from bad input");
+    assert_eq!(
+        env.creates().await,
+        0,
+        "nothing may be ordered from bad input"
+    );
 
     // Fixing what was missing is picked up without a restart.
-    env.put_secret("missing", "apiKey", sandbox::DEFAULT_KEY).await;
+    env.put_secret("missing", "apiKey", sandbox::DEFAULT_KEY)
+        .await;
     env.wait_phase("no-secret", Phase::Active).await;
     assert_eq!(env.creates().await, 1);
 
     // Resources that never ordered anything go away at once.
-    env.fccs.delete("no-port", &DeleteParams::default()).await.unwrap();
+    env.fccs
+        .delete("no-port", &DeleteParams::default())
+        .await
+        .unwrap();
     env.wait_gone("no-port").await;
 }
 
@@ -334,11 +523,14 @@ async fn bad_inputs_get_a_clear_condition_and_order_nothing() {
 async fn denied_and_error_fail_with_the_reason() {
     let env = Env::start(&["--creating-delay", "0", "--manual-approval"]).await;
     env.create("denied", |_| {}).await;
-    env.create("broken", |o| o["spec"]["vlans"] = json!({"source": 300})).await;
+    env.create("broken", |o| o["spec"]["vlans"] = json!({"source": 300}))
+        .await;
     let denied = connection_id(&env.wait_phase("denied", Phase::AwaitingApproval).await);
     let broken = connection_id(&env.wait_phase("broken", Phase::AwaitingApproval).await);
     env.sandbox.deny(&denied).await;
-    env.sandbox.error(&broken, "VLAN 300 is already in use on the port").await;
+    env.sandbox
+        .error(&broken, "VLAN 300 is already in use on the port")
+        .await;
 
     let (fcc, ready) = env.wait_reason("denied", "Denied").await;
     assert_eq!(fcc.status.unwrap().phase, Some(Phase::Failed));
@@ -346,7 +538,13 @@ async fn denied_and_error_fail_with_the_reason() {
     let (fcc, ready) = env.wait_reason("broken", "RemoteError").await;
     assert_eq!(fcc.status.as_ref().unwrap().phase, Some(Phase::Failed));
     assert_eq!(fcc.status.unwrap().remote_status.as_deref(), Some("ERROR"));
-    assert!(ready.message.contains("VLAN 300 is already in use on the port"), "{}", ready.message);
+    assert!(
+        ready
+            .message
+            .contains("VLAN 300 is already in use on the port"),
+        "{}",
+        ready.message
+    );
     let warnings = env.events().await;
     assert!(warnings.iter().any(|e| e.reason.as_deref() == Some("Denied") && e.type_.as_deref() == Some("Warning")));
 }
@@ -364,8 +562,14 @@ async fn a_crash_between_the_create_call_and_the_status_write_orders_once() {
     assert_eq!(exit.code(), Some(3), "the failpoint fired");
     assert_eq!(env.creates().await, 1);
     let status = env.fccs.get("crash").await.unwrap().status.unwrap();
-    assert!(status.connection_id.is_none(), "the crash came before the status write");
-    assert!(status.ordered_at.is_some(), "the marker was persisted before the call");
+    assert!(
+        status.connection_id.is_none(),
+        "the crash came before the status write"
+    );
+    assert!(
+        status.ordered_at.is_some(),
+        "the marker was persisted before the call"
+    );
     drop(crashing);
 
     env.operator = Some(Operator::start(&env.sandbox.url, &env.ns));
@@ -373,21 +577,31 @@ async fn a_crash_between_the_create_call_and_the_status_write_orders_once() {
     let remote = env.remote(&format!("{}-crash", env.ns)).await;
     assert_eq!(remote.len(), 1, "{remote:?}");
     assert_eq!(connection_id(&fcc), remote[0]["id"].as_str().unwrap());
-    assert_eq!(env.creates().await, 1, "the restart found the order instead of ordering again");
+    assert_eq!(
+        env.creates().await,
+        1,
+        "the restart found the order instead of ordering again"
+    );
 }
 
 #[tokio::test]
 async fn a_refused_key_is_reported_and_a_rotated_key_is_used_without_restart() {
     let env = Env::start(&sandbox::INSTANT).await;
-    env.put_secret("consoleconnect", "apiKey", "not-the-key").await;
+    env.put_secret("consoleconnect", "apiKey", "not-the-key")
+        .await;
     env.create("key", |_| {}).await;
     let (fcc, ready) = env.wait_reason("key", "ApiKeyRefused").await;
     assert_eq!(fcc.status.unwrap().phase, Some(Phase::Pending));
-    assert!(ready.message.contains("refused the API key"), "{}", ready.message);
+    assert!(
+        ready.message.contains("refused the API key"),
+        "{}",
+        ready.message
+    );
     assert!(!ready.message.contains("not-the-key"));
     assert_eq!(env.creates().await, 0);
 
-    env.put_secret("consoleconnect", "apiKey", sandbox::DEFAULT_KEY).await;
+    env.put_secret("consoleconnect", "apiKey", sandbox::DEFAULT_KEY)
+        .await;
     env.wait_phase("key", Phase::Active).await;
 }
 
@@ -411,10 +625,16 @@ async fn bursts_of_429_and_5xx_and_lost_responses_converge_without_duplicates() 
         env.wait_phase(name, Phase::Active).await;
     }
     let stats = env.sandbox.stats().await;
-    let faults: u64 = ["list_ports", "oracle_metros", "create_layer2", "list_connections", "get_connection"]
-        .iter()
-        .flat_map(|endpoint| [429, 500, 502].map(|code| stats.count(endpoint, code)))
-        .sum();
+    let faults: u64 = [
+        "list_ports",
+        "oracle_metros",
+        "create_layer2",
+        "list_connections",
+        "get_connection",
+    ]
+    .iter()
+    .flat_map(|endpoint| [429, 500, 502].map(|code| stats.count(endpoint, code)))
+    .sum();
     assert!(faults > 0, "faults were injected: {:?}", stats.0);
     for name in &names {
         let remote = env.remote(&format!("{}-{name}", env.ns)).await;
@@ -431,7 +651,14 @@ async fn a_connection_deleted_out_of_band_is_reported_and_released_at_once() {
     env.sandbox.delete_out_of_band(&id).await;
     let (fcc, _) = env.wait_reason("gone", "DeletedOutOfBand").await;
     assert_eq!(fcc.status.unwrap().phase, Some(Phase::Failed));
-    env.fccs.delete("gone", &DeleteParams::default()).await.unwrap();
+    env.fccs
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
     env.wait_gone("gone").await;
-    assert_eq!(env.sandbox.stats().await.total("delete_connection"), 0, "nothing left to disconnect");
+    assert_eq!(
+        env.sandbox.stats().await.total("delete_connection"),
+        0,
+        "nothing left to disconnect"
+    );
 }

@@ -22,6 +22,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=hack/testenv/versions.env
 . "$HERE/versions.env"
 
+HOME="${HOME:-$(cd ~ && pwd)}"
 CACHE_ROOT="${FCO_CACHE_DIR:-$HOME/.cache/fastconnect-operator}/testenv"
 K8S_CANDIDATES="${FCO_K8S_VERSION:-$K8S_VERSIONS}"
 HELM_VERSION="${FCO_HELM_VERSION:-$HELM_VERSION}"
@@ -135,8 +136,8 @@ generate_etcd_module() { # version dir logfile
   (cd "$dir" && run_logged "$logf" go mod tidy)
 }
 
-# Build everything for one Kubernetes release; returns non-zero if kube-apiserver, kubectl or
-# etcd cannot be built. kube-controller-manager is optional.
+# Build everything for one Kubernetes release. Returns 2 if kube-apiserver, kubectl or etcd do
+# not compile, 1 on other failures (e.g. a download). kube-controller-manager is optional.
 build_k8s_version() { # version
   local v=$1 dir="$CACHE_ROOT/k8s-$1" bin logf etcd_v ldflags
   bin="$dir/bin"
@@ -168,7 +169,7 @@ build_k8s_version() { # version
           log "kube-controller-manager did not build; continuing without it (no GC/namespace deletion)"
           touch "$dir/kcm.failed"
         else
-          return 1
+          return 2
         fi
       fi
     done
@@ -181,7 +182,7 @@ build_k8s_version() { # version
       generate_etcd_module "$etcd_v" "$dir/etcd-module" "$logf" || return 1
     fi
     (cd "$dir/etcd-module" && run_logged "$logf" go build -p "$BUILD_P" -trimpath \
-      -ldflags "-s -w" -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3) || return 1
+      -ldflags "-s -w" -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3) || return 2
     mv -f "$bin/etcd.tmp" "$bin/etcd"
     echo "$etcd_v" >"$dir/etcd.version"
   fi
@@ -196,12 +197,15 @@ select_k8s() {
       log "skipping $v: it failed to build before (see $CACHE_ROOT/k8s-$v/build.log; FCO_TESTENV_RETRY=1 retries)"
       continue
     fi
-    if build_k8s_version "$v"; then
+    local rc=0
+    build_k8s_version "$v" || rc=$?
+    if [ $rc -eq 0 ]; then
       rm -f "$CACHE_ROOT/k8s-$v/failed"
       echo "$v"
       return 0
     fi
-    touch "$CACHE_ROOT/k8s-$v/failed"
+    # Remember a release that does not compile here; a failed download is tried again next time.
+    [ $rc -eq 2 ] && touch "$CACHE_ROOT/k8s-$v/failed"
     log "Kubernetes $v did not build; trying the next release"
   done
   die "no Kubernetes release of [$K8S_CANDIDATES] could be built; see $CACHE_ROOT/k8s-*/build.log"

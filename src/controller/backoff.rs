@@ -4,11 +4,7 @@
 //! Jitter spreads retries of many resources that failed together (one outage, one 429) so they
 //! do not return together.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use rand::Rng;
 
@@ -64,7 +60,10 @@ mod tests {
         let delays: Vec<Duration> = (0..6).map(|_| backoff.next("a", None)).collect();
         let ceilings = [1, 2, 4, 8, 8, 8].map(Duration::from_secs);
         for (delay, ceiling) in delays.iter().zip(ceilings) {
-            assert!(*delay >= ceiling / 2 && *delay <= ceiling, "{delay:?} vs {ceiling:?}");
+            assert!(
+                *delay >= ceiling / 2 && *delay <= ceiling,
+                "{delay:?} vs {ceiling:?}"
+            );
         }
     }
 

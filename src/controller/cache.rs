@@ -46,7 +46,10 @@ impl<T> Default for ListCache<T> {
 
 impl<T> ListCache<T> {
     fn slot(&self, scope: &Scope) -> Slot<T> {
-        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         slots.entry(scope.clone()).or_default().clone()
     }
 
@@ -135,22 +138,32 @@ impl Catalog {
         }
     }
 
-    pub async fn ports<F, Fut>(&self, scope: &Scope, fetch: F) -> Result<Arc<Snapshot<Port>>, ApiError>
+    pub async fn ports<F, Fut>(
+        &self,
+        scope: &Scope,
+        fetch: F,
+    ) -> Result<Arc<Snapshot<Port>>, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Port>, ApiError>>,
     {
         let fresh_after = ago(self.catalog_ttl);
-        self.guarded(scope, self.ports.get(scope, fresh_after, fetch)).await
+        self.guarded(scope, self.ports.get(scope, fresh_after, fetch))
+            .await
     }
 
-    pub async fn metros<F, Fut>(&self, scope: &Scope, fetch: F) -> Result<Arc<Snapshot<Metro>>, ApiError>
+    pub async fn metros<F, Fut>(
+        &self,
+        scope: &Scope,
+        fetch: F,
+    ) -> Result<Arc<Snapshot<Metro>>, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Metro>, ApiError>>,
     {
         let fresh_after = ago(self.catalog_ttl);
-        self.guarded(scope, self.metros.get(scope, fresh_after, fetch)).await
+        self.guarded(scope, self.metros.get(scope, fresh_after, fetch))
+            .await
     }
 
     /// The company's connections as fetched at or after `fresh_after`.
@@ -164,7 +177,8 @@ impl Catalog {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Connection>, ApiError>>,
     {
-        self.guarded(scope, self.connections.get(scope, fresh_after, fetch)).await
+        self.guarded(scope, self.connections.get(scope, fresh_after, fetch))
+            .await
     }
 
     /// Runs a call unless the scope is paused, and pauses the scope when the call is throttled.
@@ -214,7 +228,8 @@ mod tests {
             tokio::task::yield_now().await;
             Ok(Vec::new())
         };
-        let reads = (0..20).map(|_| catalog.connections(&scope, ago(Duration::from_secs(5)), fetch));
+        let reads =
+            (0..20).map(|_| catalog.connections(&scope, ago(Duration::from_secs(5)), fetch));
         for result in futures::future::join_all(reads).await {
             result.unwrap();
         }
@@ -230,8 +245,14 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             Ok(Vec::new())
         };
-        catalog.connections(&scope, ago(Duration::from_secs(5)), fetch).await.unwrap();
-        catalog.connections(&scope, Instant::now(), fetch).await.unwrap();
+        catalog
+            .connections(&scope, ago(Duration::from_secs(5)), fetch)
+            .await
+            .unwrap();
+        catalog
+            .connections(&scope, Instant::now(), fetch)
+            .await
+            .unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
@@ -264,7 +285,9 @@ mod tests {
                 Ok(())
             })
             .await;
-        assert!(matches!(paused, Err(ApiError::Throttled { retry_after: Some(d) }) if d > Duration::from_secs(25)));
+        assert!(
+            matches!(paused, Err(ApiError::Throttled { retry_after: Some(d) }) if d > Duration::from_secs(25))
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

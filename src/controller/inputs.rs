@@ -25,7 +25,9 @@ pub enum Error {
         name: String,
         key: String,
     },
-    #[error("Secret {namespace}/{name} has no key {key}; add it or fix the key in spec.credentials")]
+    #[error(
+        "Secret {namespace}/{name} has no key {key}; add it or fix the key in spec.credentials"
+    )]
     SecretKeyMissing {
         namespace: String,
         name: String,
@@ -107,11 +109,15 @@ impl Secrets {
     }
 
     async fn value(&self, name: &str, key: &str) -> Result<String, Error> {
-        let secret = self.api.get_opt(name).await.map_err(|source| Error::SecretUnreadable {
-            namespace: self.namespace.clone(),
-            name: name.to_owned(),
-            source,
-        })?;
+        let secret = self
+            .api
+            .get_opt(name)
+            .await
+            .map_err(|source| Error::SecretUnreadable {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+                source,
+            })?;
         let Some(secret) = secret else {
             return Err(Error::SecretNotFound {
                 namespace: self.namespace.clone(),
@@ -171,7 +177,9 @@ mod tests {
             "ocid1.virtualcircuit.oc1.ap-hongkong-1.aaaaaaaabbbbbbbbccccccccdddddddd"
         ));
         // The region part may be empty in OCIDs of realm-wide resources.
-        assert!(is_virtual_circuit_ocid("ocid1.virtualcircuit.oc1..aaaaaaaaexample1"));
+        assert!(is_virtual_circuit_ocid(
+            "ocid1.virtualcircuit.oc1..aaaaaaaaexample1"
+        ));
     }
 
     #[test]

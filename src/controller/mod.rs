@@ -19,10 +19,10 @@ use kube::{
     Api, Resource, ResourceExt,
     api::{ListParams, Patch, PatchParams},
     runtime::{
-        Controller, WatchStreamExt,
+        Controller, Predicate, WatchStreamExt,
         controller::{self, Action},
         events::{Event, EventType, Recorder, Reporter},
-        Predicate, predicates, reflector, watcher,
+        predicates, reflector, watcher,
     },
 };
 use serde_json::json;
@@ -143,7 +143,12 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(kube: kube::Client, api: cc::Client, settings: Settings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        kube: kube::Client,
+        api: cc::Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let reporter = Reporter {
             controller: CONTROLLER_NAME.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -217,6 +222,8 @@ async fn run_one(
     // changes, finalizer changes and deletion must.
     let changes = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
+        // Managed fields are most of an object's size and we never read them.
+        .modify(|fcc| fcc.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
@@ -300,7 +307,9 @@ async fn drive(
 ) -> Result<RemoteView, Error> {
     let spec = &fcc.spec;
     let secrets = Secrets::new(ctx.kube.clone(), &fcc.namespace().unwrap_or_default());
-    let key = secrets.api_key(&spec.credentials.api_key_secret_ref).await?;
+    let key = secrets
+        .api_key(&spec.credentials.api_key_secret_ref)
+        .await?;
     let remote = Remote::new(ctx, &spec.company_username, &key);
 
     if let Some(id) = status.connection_id.clone() {
@@ -344,7 +353,12 @@ async fn order(
 ) -> Result<RemoteView, Error> {
     let spec = &fcc.spec;
     let ports = remote.ports().await?;
-    let port = resolve::port(&ports.items, &spec.source_port, &spec.company_username, spec.speed_mbps)?;
+    let port = resolve::port(
+        &ports.items,
+        &spec.source_port,
+        &spec.company_username,
+        spec.speed_mbps,
+    )?;
     let metros = remote.metros().await?;
     let metro = resolve::metro(&metros.items, &spec.destination, port)?;
     let request = resolve::order(fcc, port, metro);
@@ -410,7 +424,8 @@ fn record(status: &mut FastConnectConnectionStatus, connection: Option<&Connecti
         return RemoteView {
             phase: Phase::Failed,
             reason: "DeletedOutOfBand",
-            message: "the connection no longer exists in Console Connect; delete this resource".into(),
+            message: "the connection no longer exists in Console Connect; delete this resource"
+                .into(),
         };
     };
     status.remote_status = Some(connection.status.as_str().to_owned());
@@ -510,7 +525,8 @@ async fn publish_transition(
     };
     let phase_changed = before.and_then(|s| s.phase) != after.phase;
     if phase_changed {
-        ctx.metrics.phase_changed(before.and_then(|s| s.phase), after.phase);
+        ctx.metrics
+            .phase_changed(before.and_then(|s| s.phase), after.phase);
         if after.phase == Some(Phase::Active)
             && let Some(created) = &fcc.metadata.creation_timestamp
         {
@@ -529,9 +545,19 @@ async fn publish_transition(
     }
 }
 
-async fn publish(ctx: &Context, fcc: &FastConnectConnection, warning: bool, reason: &str, note: &str) {
+async fn publish(
+    ctx: &Context,
+    fcc: &FastConnectConnection,
+    warning: bool,
+    reason: &str,
+    note: &str,
+) {
     let event = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.to_owned(),
         note: Some(note.chars().take(1024).collect()),
         action: "Reconcile".into(),
@@ -610,12 +636,16 @@ async fn patch_finalizers(
             "finalizers": finalizers,
         }
     });
-    api.patch(&fcc.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(|error| match error {
-            kube::Error::Api(e) if e.code == 409 => Error::Status(status::Error::Conflict),
-            other => Error::Finalizer(other),
-        })
+    api.patch(
+        &fcc.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|error| match error {
+        kube::Error::Api(e) if e.code == 409 => Error::Status(status::Error::Conflict),
+        other => Error::Finalizer(other),
+    })
 }
 
 /// Deletion: disconnect (or let go), then release the finalizer. Never waits on something that
@@ -631,7 +661,14 @@ async fn cleanup(fcc: &FastConnectConnection, ctx: &Context) -> Result<Action, E
         if fcc.spec.deletion_policy == DeletionPolicy::Orphan
             && let Some(id) = &status.connection_id
         {
-            publish(ctx, fcc, false, "Orphaned", &format!("left connection {id} running in Console Connect")).await;
+            publish(
+                ctx,
+                fcc,
+                false,
+                "Orphaned",
+                &format!("left connection {id} running in Console Connect"),
+            )
+            .await;
         }
         remove_finalizer(&api, fcc).await?;
         return Ok(Action::await_change());
@@ -686,7 +723,11 @@ async fn disconnect(
     let connection = match &status.connection_id {
         Some(id) => remote.observe_now(id).await?,
         // Ordered but never recorded: the order may exist under its name.
-        None => remote.find_order(fcc, &fcc.connection_name(), status).await?,
+        None => {
+            remote
+                .find_order(fcc, &fcc.connection_name(), status)
+                .await?
+        }
     };
     let Some(connection) = connection else {
         return Ok(true);

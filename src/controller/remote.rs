@@ -5,7 +5,9 @@ use std::{sync::Arc, time::Instant};
 use jiff::Timestamp;
 
 use crate::{
-    consoleconnect::{self as cc, ApiKey, Connection, ConnectionStatus, Layer2Request, Metro, Port},
+    consoleconnect::{
+        self as cc, ApiKey, Connection, ConnectionStatus, Layer2Request, Metro, Port,
+    },
     crd::{FastConnectConnection, FastConnectConnectionStatus, Phase},
 };
 
@@ -33,9 +35,7 @@ pub enum Error {
          set spec.connectionName to a unique name, or spec.connectionId to adopt it"
     )]
     NameTaken { name: String, id: String },
-    #[error(
-        "{count} connections are named {name}; set spec.connectionId to the one to adopt"
-    )]
+    #[error("{count} connections are named {name}; set spec.connectionId to the one to adopt")]
     OrderAmbiguous { name: String, count: usize },
     #[error("connection {id} does not exist in company {company}; check spec.connectionId")]
     AdoptNotFound { id: String, company: String },
@@ -91,7 +91,9 @@ impl Diagnosis for Error {
                 cc::Error::Throttled { .. } => "Throttled",
                 cc::Error::Server { .. } => "ApiUnavailable",
                 cc::Error::Transport { .. } | cc::Error::Timeout { .. } => "ApiUnreachable",
-                cc::Error::Decode { .. } | cc::Error::UnexpectedStatus { .. } => "UnexpectedResponse",
+                cc::Error::Decode { .. } | cc::Error::UnexpectedStatus { .. } => {
+                    "UnexpectedResponse"
+                }
             },
             Error::NameTaken { .. } => "NameTaken",
             Error::OrderAmbiguous { .. } => "OrderAmbiguous",
@@ -167,7 +169,11 @@ impl<'a> Remote<'a> {
 
     /// The connection as seen by the company-wide poll, at the cadence of its phase. `None`
     /// when it no longer exists.
-    pub async fn observe(&self, id: &str, phase: Option<Phase>) -> Result<Option<Connection>, Error> {
+    pub async fn observe(
+        &self,
+        id: &str,
+        phase: Option<Phase>,
+    ) -> Result<Option<Connection>, Error> {
         let settings = &self.ctx.settings;
         let max_age = match phase {
             Some(Phase::Active | Phase::Failed) => settings.poll_active,

@@ -171,7 +171,11 @@ fn check_speed(port: &Port, speed_mbps: u32) -> Result<(), Error> {
 
 /// The Oracle metro to connect to: found by id, code or name (any case), ready, offering
 /// Layer 2, with a facility, and not the port's own metro.
-pub fn metro<'a>(metros: &'a [Metro], wanted: &Destination, port: &Port) -> Result<&'a Metro, Error> {
+pub fn metro<'a>(
+    metros: &'a [Metro],
+    wanted: &Destination,
+    port: &Port,
+) -> Result<&'a Metro, Error> {
     let wanted_text = wanted
         .metro_id
         .as_deref()
@@ -310,7 +314,12 @@ mod tests {
     #[test]
     fn port_by_name_and_by_id() {
         let ports = ports();
-        assert_eq!(port(&ports, &by_name("My-Port-1"), "acme", 1000).unwrap().id, "p1");
+        assert_eq!(
+            port(&ports, &by_name("My-Port-1"), "acme", 1000)
+                .unwrap()
+                .id,
+            "p1"
+        );
         let by_id = SourcePort {
             name: None,
             id: Some("p6".into()),
@@ -333,7 +342,10 @@ mod tests {
 
     #[test]
     fn an_inactive_namesake_does_not_make_a_port_ambiguous() {
-        assert_eq!(port(&ports(), &by_name("Mixed"), "acme", 100).unwrap().id, "p6");
+        assert_eq!(
+            port(&ports(), &by_name("Mixed"), "acme", 100).unwrap().id,
+            "p6"
+        );
     }
 
     #[test]
@@ -347,7 +359,10 @@ mod tests {
         assert!(err.to_string().contains("available: My-Port-1"), "{err}");
         assert!(matches!(
             port(&ports, &by_name("My-Port-1"), "acme", 2000),
-            Err(Error::SpeedExceedsPort { port_speed: 1000, .. })
+            Err(Error::SpeedExceedsPort {
+                port_speed: 1000,
+                ..
+            })
         ));
     }
 
@@ -369,12 +384,24 @@ mod tests {
     fn metro_rules() {
         let (ports, metros) = (ports(), metros());
         let p = &ports[0];
-        assert!(matches!(metro(&metros, &to("SIN"), p), Err(Error::MetroIsPortMetro { .. })));
-        assert!(matches!(metro(&metros, &to("TYO"), p), Err(Error::MetroNotReady { .. })));
-        assert!(matches!(metro(&metros, &to("SYD"), p), Err(Error::MetroWithoutLayer2 { .. })));
+        assert!(matches!(
+            metro(&metros, &to("SIN"), p),
+            Err(Error::MetroIsPortMetro { .. })
+        ));
+        assert!(matches!(
+            metro(&metros, &to("TYO"), p),
+            Err(Error::MetroNotReady { .. })
+        ));
+        assert!(matches!(
+            metro(&metros, &to("SYD"), p),
+            Err(Error::MetroWithoutLayer2 { .. })
+        ));
         let err = metro(&metros, &to("LON"), p).unwrap_err();
         // Only metros one could actually pick are suggested.
-        assert_eq!(err.to_string(), "Oracle has no metro LON; available: HKG (Hong Kong)");
+        assert_eq!(
+            err.to_string(),
+            "Oracle has no metro LON; available: HKG (Hong Kong)"
+        );
     }
 
     #[test]

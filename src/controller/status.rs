@@ -49,7 +49,11 @@ pub fn remote_view(status: &ConnectionStatus, error_reason: Option<&str>) -> Rem
         message: message.to_owned(),
     };
     match status {
-        S::Creating => view(Phase::Creating, "Creating", "Console Connect is creating the connection"),
+        S::Creating => view(
+            Phase::Creating,
+            "Creating",
+            "Console Connect is creating the connection",
+        ),
         S::Pending | S::PendingAcceptance => view(
             Phase::AwaitingApproval,
             "AwaitingApproval",
@@ -184,7 +188,10 @@ pub async fn write(
         body["metadata"] = json!({ "resourceVersion": fcc.resource_version() });
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    match api.patch_status(&fcc.name_any(), &params, &Patch::Apply(body)).await {
+    match api
+        .patch_status(&fcc.name_any(), &params, &Patch::Apply(body))
+        .await
+    {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::Conflict),
         Err(error) => Err(Error::Write(error)),
@@ -235,7 +242,11 @@ mod tests {
             ("SOMETHING_NEW", Phase::Provisioning),
         ];
         for (raw, phase) in cases {
-            assert_eq!(remote_view(&ConnectionStatus::parse(raw), None).phase, phase, "{raw}");
+            assert_eq!(
+                remote_view(&ConnectionStatus::parse(raw), None).phase,
+                phase,
+                "{raw}"
+            );
         }
     }
 
@@ -266,8 +277,15 @@ mod tests {
     #[test]
     fn an_unchanged_report_gives_an_identical_status() {
         let fcc = fcc();
-        let first = next(&fcc, Default::default(), &report(Phase::Creating, "Creating"));
+        let first = next(
+            &fcc,
+            Default::default(),
+            &report(Phase::Creating, "Creating"),
+        );
         let second = next(&fcc, first.clone(), &report(Phase::Creating, "Creating"));
-        assert_eq!(first, second, "transition times must be kept, or every reconcile writes");
+        assert_eq!(
+            first, second,
+            "transition times must be kept, or every reconcile writes"
+        );
     }
 }

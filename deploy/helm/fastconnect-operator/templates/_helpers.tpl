@@ -1,0 +1,97 @@
+{{/* The chart name, or nameOverride. */}}
+{{- define "fco.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The full name of every object: the release name, with the chart name appended unless the release
+name already contains it. Cluster-wide objects (ClusterRole, ClusterRoleBinding) use it too, so
+two releases never share one.
+*/}}
+{{- define "fco.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "fco.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: stable for the life of the release. */}}
+{{- define "fco.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "fco.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every object; `helm uninstall` leaves nothing with these behind. */}}
+{{- define "fco.labels" -}}
+helm.sh/chart: {{ include "fco.chart" . }}
+{{ include "fco.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: fastconnect-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "fco.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "fco.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "fco.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* "true" when leader election is on: forced, or `auto` with more than one replica. */}}
+{{- define "fco.leaderElection" -}}
+{{- $mode := .Values.leaderElection.enabled }}
+{{- if kindIs "bool" $mode }}
+{{- if $mode }}true{{ end }}
+{{- else if gt (int .Values.replicas) 1 }}true
+{{- end }}
+{{- end }}
+
+{{- define "fco.leaseName" -}}
+{{- default (include "fco.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
+The rules the operator needs in every namespace it watches (a Role there, or the ClusterRole when
+it watches all namespaces). Nothing else: no list or watch of Secrets, no writes to them.
+*/}}
+{{- define "fco.watchRules" -}}
+# Watch FastConnectConnections (list at start, then watch) and set/clear the finalizer with a
+# merge patch of metadata.
+- apiGroups: ["fastconnect.dev"]
+  resources: ["fastconnectconnections"]
+  verbs: ["get", "list", "watch", "patch"]
+# Write the status (server-side apply of the status subresource).
+- apiGroups: ["fastconnect.dev"]
+  resources: ["fastconnectconnections/status"]
+  verbs: ["get", "patch"]
+# The right to manage the finalizer of these resources, which some clusters check on this
+# subresource (the OwnerReferencesPermissionEnforcement admission plugin, e.g. OpenShift).
+- apiGroups: ["fastconnect.dev"]
+  resources: ["fastconnectconnections/finalizers"]
+  verbs: ["update"]
+# Record Events on the resources (the kube-runtime Recorder creates, then patches repeats).
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# Read the API key and the Oracle OCID from the Secrets a resource names, in its own namespace.
+# Only `get` by name: Secrets are never listed or watched, so the operator sees no other Secret.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# The demo (`make demo` / `make demo-down`): the operator ordering a FastConnect connection from
+# a local Console Connect sandbox, installed with the Helm chart into a real local control plane.
+#
+#   up    build the two binaries (if needed), bring up the control plane (hack/testenv.sh up),
+#         start the sandbox, `helm upgrade --install` the chart into fastconnect-system (watching
+#         namespace `network`), run the operator out of cluster with the token of the chart's
+#         ServiceAccount (so it has exactly the chart's RBAC), apply the samples in `network`
+#         and follow the connection until it is Active. Running it again reuses what runs.
+#   down  stop the operator and the sandbox (by their recorded pids), uninstall the chart and
+#         stop the control plane (hack/testenv.sh down).
+#
+# The control plane has no kubelet and no scheduler: the chart's Deployment is created but its
+# pod never runs. The operator runs on this machine instead, as the chart's ServiceAccount.
+#
+# State (pids, logs, the operator's kubeconfig): <testenv dir>/demo, i.e. .testenv/demo.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TESTENV="$ROOT/hack/testenv.sh"
+STATE="${FCO_TESTENV_DIR:-$ROOT/.testenv}/demo"
+CHART="$ROOT/deploy/helm/fastconnect-operator"
+RELEASE=fastconnect-operator
+RELEASE_NS=fastconnect-system
+NS=network
+SA="$RELEASE" # the chart's full name when the release is named like the chart
+BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+
+log() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+die() { printf 'demo: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---- processes we start: $STATE/<name>.pid and $STATE/<name>.exe ------------------------------
+
+alive() { # name: the recorded pid runs the recorded binary
+  local pid exe want
+  pid="$(cat "$STATE/$1.pid" 2>/dev/null || true)"
+  want="$(cat "$STATE/$1.exe" 2>/dev/null || true)"
+  [ -n "$pid" ] && [ -n "$want" ] || return 1
+  exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+  [ "$exe" = "$want" ] || [ "$exe" = "$want (deleted)" ]
+}
+
+start_bg() { # name binary args... (environment as exported by the caller)
+  local name=$1 bin=$2
+  shift 2
+  : >"$STATE/$name.log"
+  setsid "$bin" "$@" >>"$STATE/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE/$name.pid"
+  readlink -f "$bin" >"$STATE/$name.exe"
+}
+
+stop_bg() { # name
+  local name=$1 pid i
+  pid="$(cat "$STATE/$name.pid" 2>/dev/null || true)"
+  if [ -n "$pid" ] && alive "$name"; then
+    note "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if alive "$name"; then
+      note "$name did not stop on SIGTERM; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  elif [ -n "$pid" ]; then
+    note "$name (pid $pid) is not running"
+  fi
+  rm -f "$STATE/$name.pid" "$STATE/$name.exe"
+}
+
+wait_until() { # description seconds process-name command...
+  local what=$1 timeout=$2 name=$3 deadline
+  shift 3
+  deadline=$((SECONDS + timeout))
+  until "$@"; do
+    if ! alive "$name"; then
+      tail -n 30 "$STATE/$name.log" >&2 || true
+      die "$name exited while waiting for $what (log: $STATE/$name.log)"
+    fi
+    [ $SECONDS -lt $deadline ] || { tail -n 30 "$STATE/$name.log" >&2; die "timed out waiting for $what"; }
+    sleep 0.2
+  done
+}
+
+free_port() {
+  local p i
+  for i in $(seq 1 100); do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+    : "$i"
+  done
+  die "no free port"
+}
+
+sandbox_url() { sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$STATE/sandbox.log" | head -n1; }
+sandbox_listening() { [ -n "$(sandbox_url)" ]; }
+operator_ready() { curl -sf --max-time 2 "http://$(cat "$STATE/operator.listen")/readyz" >/dev/null 2>&1; }
+
+# ---- up ---------------------------------------------------------------------------------------
+
+cmd_up() {
+  local started=$SECONDS
+  mkdir -p "$STATE"
+
+  log "Building the operator and the sandbox (cargo build; quick when nothing changed)"
+  (cd "$ROOT" && cargo build --bin fastconnect-operator --bin consoleconnect-sandbox)
+
+  log "Local control plane (etcd, kube-apiserver, kube-controller-manager): hack/testenv.sh up"
+  "$TESTENV" up
+  eval "$("$TESTENV" env)"
+  command -v helm >/dev/null 2>&1 || die "helm is not on PATH (hack/testenv.sh builds it)"
+
+  log "Console Connect sandbox"
+  local fresh_sandbox=0
+  if alive sandbox && [ -n "$(sandbox_url)" ]; then
+    note "already running (pid $(cat "$STATE/sandbox.pid"))"
+  else
+    start_bg sandbox "$BIN_DIR/consoleconnect-sandbox" --listen 127.0.0.1:0
+    wait_until "the sandbox to listen" 30 sandbox sandbox_listening
+    fresh_sandbox=1
+  fi
+  local url
+  url="$(sandbox_url)"
+  note "$url (company acme, API key sandbox-api-key; CREATING 2s -> PENDING 5s -> ACTIVE)"
+
+  log "Helm: install the chart as release $RELEASE in $RELEASE_NS, watching namespace $NS"
+  kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  helm upgrade --install "$RELEASE" "$CHART" --namespace "$RELEASE_NS" --create-namespace \
+    --set "watchNamespaces={$NS}" >"$STATE/helm-notes.txt"
+  kubectl get serviceaccount,deployment,service -n "$RELEASE_NS" -l "app.kubernetes.io/instance=$RELEASE"
+  kubectl get role,rolebinding -n "$NS" -l "app.kubernetes.io/instance=$RELEASE"
+  note "(no kubelet here: the Deployment's pod will not run; the operator runs on this machine)"
+
+  log "Operator, out of cluster, as ServiceAccount $RELEASE_NS/$SA (kubectl create token)"
+  local server
+  server="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  if alive operator && operator_ready && [ "$(cat "$STATE/operator.server" 2>/dev/null)" = "$server" ]; then
+    note "already running (pid $(cat "$STATE/operator.pid"), metrics on $(cat "$STATE/operator.listen"))"
+  else
+    stop_bg operator
+    write_operator_kubeconfig
+    local listen
+    listen="127.0.0.1:$(free_port)"
+    echo "$listen" >"$STATE/operator.listen"
+    echo "$server" >"$STATE/operator.server"
+    KUBECONFIG="$STATE/operator.kubeconfig" FCO_API_BASE_URL="$url" FCO_NAMESPACES="$NS" \
+      FCO_LISTEN="$listen" FCO_POLL_PROGRESS=1s RUST_LOG="${RUST_LOG:-info}" \
+      start_bg operator "$BIN_DIR/fastconnect-operator"
+    wait_until "the operator to be ready" 60 operator operator_ready
+    note "running (pid $(cat "$STATE/operator.pid")), log $STATE/operator.log"
+  fi
+
+  if [ "$fresh_sandbox" -eq 1 ] && kubectl get fcc hk-oracle -n "$NS" >/dev/null 2>&1; then
+    log "A connection from an earlier demo points at a sandbox that is gone: deleting it first"
+    kubectl delete fcc hk-oracle -n "$NS" --timeout=60s
+  fi
+
+  log "Applying the samples in namespace $NS (deploy/samples/)"
+  kubectl apply -n "$NS" -f "$ROOT/deploy/samples/secrets.yaml"
+  kubectl apply -n "$NS" -f "$ROOT/deploy/samples/fastconnectconnection.yaml"
+  kubectl get fcc -n "$NS"
+
+  log "Following hk-oracle: kubectl get fcc -n $NS -w (until Ready, at most 120s)"
+  timeout 130 kubectl get fcc -n "$NS" -w --no-headers &
+  local watcher=$!
+  local rc=0
+  kubectl wait --for=condition=Ready fcc/hk-oracle -n "$NS" --timeout=120s >/dev/null || rc=$?
+  kill "$watcher" 2>/dev/null || true
+  wait "$watcher" 2>/dev/null || true
+  echo
+  kubectl get fcc -n "$NS"
+  if [ "$rc" -ne 0 ]; then
+    kubectl describe fcc hk-oracle -n "$NS" >&2 || true
+    tail -n 30 "$STATE/operator.log" >&2 || true
+    die "hk-oracle did not become Ready (operator log: $STATE/operator.log)"
+  fi
+
+  local metrics
+  metrics="$(cat "$STATE/operator.listen")"
+  log "hk-oracle is Active ($((SECONDS - started))s). Explore:"
+  cat >&2 <<EOF
+    eval "\$(hack/testenv.sh env)"                      # kubectl and helm for this control plane
+    kubectl describe fcc hk-oracle -n $NS               # status, conditions, events
+    kubectl get events -n $NS --field-selector involvedObject.name=hk-oracle
+    kubectl get fcc hk-oracle -n $NS -o yaml
+    kubectl delete fcc hk-oracle -n $NS                  # disconnects the circuit in the sandbox
+    curl -s http://$metrics/metrics                      # operator metrics (also /healthz, /readyz)
+    curl -s $url/_sandbox/connections                    # what Console Connect (the sandbox) has
+    curl -s $url/_sandbox/stats                          # requests the operator made
+    helm status $RELEASE -n $RELEASE_NS                  # the release (its notes: $STATE/helm-notes.txt)
+    logs: $STATE/operator.log, $STATE/sandbox.log
+
+    Stop everything: make demo-down
+EOF
+}
+
+write_operator_kubeconfig() {
+  local token server ca
+  token="$(kubectl create token "$SA" -n "$RELEASE_NS" --duration=24h)"
+  server="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  ca="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
+  (
+    umask 077
+    cat >"$STATE/operator.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: demo
+  cluster:
+    server: $server
+    certificate-authority-data: $ca
+users:
+- name: $SA
+  user:
+    token: $token
+contexts:
+- name: demo
+  context: {cluster: demo, user: $SA}
+current-context: demo
+EOF
+  )
+}
+
+# ---- down -------------------------------------------------------------------------------------
+
+cmd_down() {
+  log "Stopping the demo"
+  stop_bg operator
+  stop_bg sandbox
+  if "$TESTENV" status >/dev/null 2>&1; then
+    eval "$("$TESTENV" env)"
+    if helm status "$RELEASE" -n "$RELEASE_NS" >/dev/null 2>&1; then
+      note "helm uninstall $RELEASE (the CRD stays: Helm never deletes CRDs)"
+      helm uninstall "$RELEASE" -n "$RELEASE_NS" >/dev/null
+    fi
+  fi
+  "$TESTENV" down
+  rm -f "$STATE/operator.kubeconfig" "$STATE/operator.listen" "$STATE/operator.server"
+  note "done (logs kept in $STATE)"
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  *)
+    echo "usage: $0 up|down" >&2
+    exit 2
+    ;;
+esac

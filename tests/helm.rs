@@ -1,0 +1,1296 @@
+//! The Helm chart (deploy/helm/fastconnect-operator) as a user meets it: `helm lint`, the values
+//! schema, the rendered manifests validated by the real API server, `helm install` into the local
+//! control plane, the operator run with the token of the chart's ServiceAccount (so the chart's
+//! RBAC is all it has) taking the sample to Active, and `helm uninstall` leaving nothing behind.
+//!
+//! Run with `eval "$(hack/testenv.sh env)"; cargo test --test helm` (helm and kubectl on PATH).
+
+mod support;
+
+use std::{
+    collections::BTreeSet,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use fastconnect_operator::crd::{CRD_PATH, FastConnectConnection, Phase, crd_yaml};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
+    coordination::v1::Lease,
+    core::v1::{Event as CoreEvent, Secret, Service, ServiceAccount},
+    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+};
+use kube::{
+    Api, Client, Resource,
+    api::{ListParams, ObjectMeta, PostParams},
+    config::Kubeconfig,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use support::{
+    cluster,
+    operator::Operator,
+    sandbox::{self, Sandbox},
+};
+
+const CHART: &str = "deploy/helm/fastconnect-operator";
+const WAIT: Duration = Duration::from_secs(90);
+
+fn repo_path(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn chart() -> String {
+    repo_path(CHART).display().to_string()
+}
+
+// ---- helm and kubectl ----------------------------------------------------------------------
+
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if cluster::testenv_available() {
+        command.env("KUBECONFIG", cluster::kubeconfig_path());
+    }
+    let mut child = command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {program}: {e}; put it on PATH with `eval \"$(hack/testenv.sh env)\"` \
+             (make test does)"
+        )
+    });
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("wait for the command");
+    Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `helm args...`; panics unless it succeeds; returns stdout.
+fn helm_ok(args: &[&str]) -> String {
+    let out = run("helm", args, None);
+    assert!(
+        out.ok,
+        "helm {args:?} failed:\nstdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    out.stdout
+}
+
+/// Runs `helm args...`; panics if it succeeds; returns stdout and stderr together.
+fn helm_fails(args: &[&str]) -> String {
+    let out = run("helm", args, None);
+    assert!(
+        !out.ok,
+        "helm {args:?} should have failed; it printed:\n{}",
+        out.stdout
+    );
+    format!("{}{}", out.stdout, out.stderr)
+}
+
+/// `helm template` of the chart as release `release` in `namespace`, with `--set` values.
+fn template(release: &str, namespace: &str, sets: &[&str]) -> String {
+    let chart = chart();
+    let mut args = vec![
+        "template",
+        release,
+        chart.as_str(),
+        "--namespace",
+        namespace,
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    helm_ok(&args)
+}
+
+/// The documents of a multi-document YAML stream, empty ones left out.
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|doc| {
+            let value: Value = serde::Deserialize::deserialize(doc).expect("rendered YAML parses");
+            value
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn one_of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found = of_kind(docs, kind);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {kind}, got {}: {docs:#?}",
+        found.len()
+    );
+    found[0]
+}
+
+fn typed<T: DeserializeOwned>(value: &Value) -> T {
+    serde_json::from_value(value.clone()).expect("a valid Kubernetes object")
+}
+
+/// The env of the operator container as name → value (`valueFrom` as its field path).
+fn container_env(deployment: &Deployment) -> Vec<(String, String)> {
+    let container = &deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    container
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let value = match (e.value, e.value_from) {
+                (Some(v), _) => v,
+                (None, Some(from)) => {
+                    format!("fieldRef:{}", from.field_ref.expect("fieldRef").field_path)
+                }
+                (None, None) => String::new(),
+            };
+            (e.name, value)
+        })
+        .collect()
+}
+
+fn env_value(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+}
+
+// ---- the chart without a cluster -----------------------------------------------------------
+
+#[test]
+fn chart_crd_is_byte_identical_to_the_generated_crd() {
+    let top = std::fs::read(repo_path(CRD_PATH)).expect("read the top-level CRD");
+    let file_name = Path::new(CRD_PATH).file_name().unwrap().to_str().unwrap();
+    let in_chart_path = repo_path(&format!("{CHART}/crds/{file_name}"));
+    let in_chart = std::fs::read(&in_chart_path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", in_chart_path.display()));
+    assert!(
+        top == in_chart,
+        "{} differs from {CRD_PATH}: run `cargo run --bin crdgen` (it writes both)",
+        in_chart_path.display()
+    );
+    assert_eq!(in_chart, crd_yaml().expect("the CRD renders").into_bytes());
+    // The chart has no other CRD and nothing else in crds/ (Helm would install it).
+    let entries: Vec<_> = std::fs::read_dir(repo_path(&format!("{CHART}/crds")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(entries, [file_name]);
+}
+
+#[test]
+fn chart_app_version_is_the_crate_version() {
+    let chart: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_path(&format!("{CHART}/Chart.yaml"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        chart["appVersion"],
+        env!("CARGO_PKG_VERSION"),
+        "bump appVersion in Chart.yaml"
+    );
+    assert_eq!(chart["name"], "fastconnect-operator");
+}
+
+#[test]
+fn helm_lint_passes_with_default_and_with_every_value_set() {
+    let chart = chart();
+    let out = helm_ok(&["lint", "--strict", &chart]);
+    assert!(out.contains("0 chart(s) failed"), "{out}");
+
+    let mut values = tempfile::NamedTempFile::new().unwrap();
+    values
+        .write_all(
+            br#"
+image: {repository: registry.example.com/fastconnect-operator, tag: "0.1.0", pullPolicy: Always}
+imagePullSecrets: [{name: regcred}]
+nameOverride: fco
+fullnameOverride: fco-operator
+apiBaseUrl: http://consoleconnect-sandbox.demo:8088
+logLevel: info,fastconnect_operator=debug
+logFormat: text
+watchNamespaces: [network, team-b]
+replicas: 3
+leaderElection: {enabled: auto, leaseName: fco-leader}
+pollIntervals: {progress: 2s, active: 5m}
+extraEnv: [{name: FCO_BACKOFF_MAX, value: 10m}]
+serviceAccount: {create: true, name: fco-sa, annotations: {team: network}}
+rbac: {create: true}
+metrics: {port: 9090}
+service: {type: ClusterIP, port: 9090, annotations: {a: b}}
+serviceMonitor: {enabled: true, interval: 15s, scrapeTimeout: 5s, labels: {release: prometheus}}
+resources: {requests: {cpu: 20m, memory: 64Mi}, limits: {memory: 256Mi}}
+podAnnotations: {example.com/owner: network-team}
+podLabels: {team: network}
+priorityClassName: system-cluster-critical
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: dedicated, operator: Exists, effect: NoSchedule}]
+affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64]}]}]}}}
+"#,
+        )
+        .unwrap();
+    let path = values.path().to_str().unwrap();
+    let out = helm_ok(&["lint", "--strict", &chart, "-f", path]);
+    assert!(out.contains("0 chart(s) failed"), "{out}");
+
+    // The same values render what they say.
+    let docs = documents(&helm_ok(&[
+        "template", "r1", &chart, "-n", "ops", "-f", path,
+    ]));
+    let deployment: Deployment = typed(one_of_kind(&docs, "Deployment"));
+    assert_eq!(deployment.metadata.name.as_deref(), Some("fco-operator"));
+    let env = container_env(&deployment);
+    assert_eq!(
+        env_value(&env, "FCO_API_BASE_URL").as_deref(),
+        Some("http://consoleconnect-sandbox.demo:8088")
+    );
+    assert_eq!(
+        env_value(&env, "FCO_NAMESPACES").as_deref(),
+        Some("network,team-b")
+    );
+    assert_eq!(
+        env_value(&env, "RUST_LOG").as_deref(),
+        Some("info,fastconnect_operator=debug")
+    );
+    assert_eq!(env_value(&env, "FCO_LOG_FORMAT").as_deref(), Some("text"));
+    assert_eq!(
+        env_value(&env, "FCO_LISTEN").as_deref(),
+        Some("0.0.0.0:9090")
+    );
+    assert_eq!(env_value(&env, "FCO_POLL_PROGRESS").as_deref(), Some("2s"));
+    assert_eq!(env_value(&env, "FCO_POLL_ACTIVE").as_deref(), Some("5m"));
+    assert_eq!(
+        env_value(&env, "FCO_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        env_value(&env, "FCO_LEASE_NAME").as_deref(),
+        Some("fco-leader")
+    );
+    assert_eq!(env_value(&env, "FCO_BACKOFF_MAX").as_deref(), Some("10m"));
+    let pod = deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("fco-sa"));
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("registry.example.com/fastconnect-operator:0.1.0")
+    );
+    assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(
+        of_kind(&docs, "Role").len(),
+        3,
+        "two watched namespaces and the lease"
+    );
+    assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
+}
+
+#[test]
+fn values_schema_rejects_wrong_types_and_unknown_keys() {
+    let chart = chart();
+    // (value, the path the error must name)
+    let cases = [
+        ("replicas=two", "/replicas"),
+        ("watchNamespaces=network", "/watchNamespaces"),
+        ("watchNamespaces={Not_A_Namespace}", "/watchNamespaces/0"),
+        ("image.tag=2", "/image/tag"),
+        (
+            "leaderElection.enabled=sometimes",
+            "/leaderElection/enabled",
+        ),
+        ("logFormat=xml", "/logFormat"),
+        ("pollIntervals.progress=soon", "/pollIntervals/progress"),
+        ("metrics.port=http", "/metrics/port"),
+        ("serviceMonitor.enabled=yes", "/serviceMonitor/enabled"),
+        ("apiBaseUrl=api.consoleconnect.com", "/apiBaseUrl"),
+        ("replica=2", "replica"),
+    ];
+    for (set, path) in cases {
+        for command in ["lint", "template"] {
+            let out = helm_fails(&[command, &chart, "--set", set]);
+            assert!(
+                out.contains("schema") && out.contains(path),
+                "helm {command} --set {set}: the error should name {path}:\n{out}"
+            );
+        }
+    }
+    // A durations and URL that are fine pass.
+    template(
+        "ok",
+        "ops",
+        &[
+            "pollIntervals.progress=1m30s",
+            "apiBaseUrl=http://127.0.0.1:8088",
+        ],
+    );
+}
+
+#[test]
+fn leader_election_follows_the_replicas() {
+    let lease_roles = |docs: &[Value]| -> Vec<Value> {
+        of_kind(docs, "Role")
+            .into_iter()
+            .filter(|r| r["rules"].to_string().contains("leases"))
+            .cloned()
+            .collect()
+    };
+    let env_of = |docs: &[Value]| container_env(&typed(one_of_kind(docs, "Deployment")));
+
+    // One replica, auto: off, and the Deployment never runs two operators at once.
+    let docs = documents(&template("le", "ops", &[]));
+    assert!(lease_roles(&docs).is_empty());
+    assert_eq!(
+        env_value(&env_of(&docs), "FCO_LEADER_ELECTION").as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        one_of_kind(&docs, "Deployment")["spec"]["strategy"]["type"],
+        "Recreate"
+    );
+
+    // More replicas, auto: on, with a Role for exactly one Lease in the release namespace.
+    let docs = documents(&template("le", "ops", &["replicas=2"]));
+    let roles = lease_roles(&docs);
+    assert_eq!(roles.len(), 1);
+    assert_eq!(roles[0]["metadata"]["namespace"], "ops");
+    let env = env_of(&docs);
+    assert_eq!(
+        env_value(&env, "FCO_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        env_value(&env, "FCO_LEASE_NAME").as_deref(),
+        Some("le-fastconnect-operator")
+    );
+    assert_eq!(
+        env_value(&env, "POD_NAMESPACE").as_deref(),
+        Some("fieldRef:metadata.namespace")
+    );
+    let named: Vec<&Value> = roles[0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["resourceNames"].is_null())
+        .collect();
+    assert_eq!(named.len(), 1);
+    assert_eq!(
+        named[0]["resourceNames"],
+        json!(["le-fastconnect-operator"])
+    );
+    assert!(one_of_kind(&docs, "Deployment")["spec"]["strategy"].is_null());
+
+    // Forced on with one replica; forced off with two is refused.
+    let docs = documents(&template("le", "ops", &["leaderElection.enabled=true"]));
+    assert_eq!(lease_roles(&docs).len(), 1);
+    let out = helm_fails(&[
+        "template",
+        &chart(),
+        "--set",
+        "replicas=2",
+        "--set",
+        "leaderElection.enabled=false",
+    ]);
+    assert!(out.contains("replicas > 1 needs leader election"), "{out}");
+}
+
+/// Every rule of every (Cluster)Role, with where it applies.
+fn rules(docs: &[Value]) -> Vec<(String, Option<String>, Value)> {
+    docs.iter()
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+        .flat_map(|d| {
+            let ns = d["metadata"]["namespace"].as_str().map(str::to_owned);
+            let kind = d["kind"].as_str().unwrap().to_owned();
+            d["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |r| (kind.clone(), ns.clone(), r.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn strings(value: &Value) -> BTreeSet<String> {
+    value
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn rbac_is_least_privilege_in_both_modes() {
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    for (sets, cluster_wide) in [
+        (vec!["replicas=2"], true),
+        (
+            vec!["watchNamespaces={network,team-b}", "replicas=2"],
+            false,
+        ),
+    ] {
+        let docs = documents(&template("least", "ops", &sets));
+        let all = rules(&docs);
+        for (kind, ns, rule) in &all {
+            let verbs = strings(&rule["verbs"]);
+            let resources = strings(&rule["resources"]);
+            assert!(
+                !verbs.contains("*") && !resources.contains("*"),
+                "no wildcards: {rule}"
+            );
+            assert!(
+                !strings(&rule["apiGroups"]).contains("*"),
+                "no wildcards: {rule}"
+            );
+            if resources.contains("secrets") {
+                assert_eq!(verbs, set(&["get"]), "Secrets: get only ({kind} in {ns:?})");
+            }
+            if resources.contains("leases") {
+                assert_eq!(
+                    (kind.as_str(), ns.as_deref()),
+                    ("Role", Some("ops")),
+                    "leases only in the release namespace"
+                );
+            }
+            let expected = match resources.iter().next().map(String::as_str) {
+                Some("fastconnectconnections") => set(&["get", "list", "watch", "patch"]),
+                Some("fastconnectconnections/status") => set(&["get", "patch"]),
+                Some("fastconnectconnections/finalizers") => set(&["update"]),
+                Some("events") => set(&["create", "patch"]),
+                Some("secrets") => set(&["get"]),
+                Some("leases") if rule["resourceNames"].is_null() => set(&["create"]),
+                Some("leases") => set(&["get", "update", "patch"]),
+                other => panic!("unexpected rule for {other:?}: {rule}"),
+            };
+            assert_eq!(verbs, expected, "{rule}");
+            assert_eq!(resources.len(), 1, "one resource per rule: {rule}");
+        }
+        let cluster_roles = of_kind(&docs, "ClusterRole");
+        let cluster_bindings = of_kind(&docs, "ClusterRoleBinding");
+        if cluster_wide {
+            assert_eq!(cluster_roles.len(), 1);
+            assert_eq!(cluster_bindings.len(), 1);
+            assert_eq!(
+                cluster_roles[0]["metadata"]["name"],
+                "least-fastconnect-operator"
+            );
+        } else {
+            assert!(
+                cluster_roles.is_empty() && cluster_bindings.is_empty(),
+                "nothing cluster-wide"
+            );
+            for ns in ["network", "team-b"] {
+                let in_ns = |kind: &str| {
+                    of_kind(&docs, kind)
+                        .into_iter()
+                        .filter(|d| d["metadata"]["namespace"] == ns)
+                        .count()
+                };
+                assert_eq!((in_ns("Role"), in_ns("RoleBinding")), (1, 1), "{ns}");
+            }
+            let secret_rules: Vec<_> = all
+                .iter()
+                .filter(|(_, _, r)| strings(&r["resources"]).contains("secrets"))
+                .map(|(_, ns, _)| ns.clone().unwrap_or_default())
+                .collect();
+            assert_eq!(
+                secret_rules,
+                ["network", "team-b"],
+                "Secrets only where it watches"
+            );
+        }
+        // Every binding names the chart's ServiceAccount in the release namespace.
+        for binding in of_kind(&docs, "RoleBinding")
+            .into_iter()
+            .chain(cluster_bindings)
+        {
+            assert_eq!(
+                binding["subjects"],
+                json!([{"kind": "ServiceAccount", "name": "least-fastconnect-operator", "namespace": "ops"}])
+            );
+        }
+    }
+}
+
+#[test]
+fn deployment_is_hardened_and_probed() {
+    let docs = documents(&template("hard", "ops", &[]));
+    let deployment: Deployment = typed(one_of_kind(&docs, "Deployment"));
+    let pod = deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .clone()
+        .unwrap();
+    let psc = pod.security_context.clone().expect("pod securityContext");
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.run_as_user, Some(65532));
+    assert_eq!(
+        psc.seccomp_profile.expect("seccomp").type_,
+        "RuntimeDefault"
+    );
+    let container = &pod.containers[0];
+    let sc = container
+        .security_context
+        .clone()
+        .expect("container securityContext");
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        sc.capabilities.and_then(|c| c.drop),
+        Some(vec!["ALL".to_owned()])
+    );
+    let resources = container.resources.clone().expect("resources");
+    let requests = resources.requests.expect("requests");
+    assert_eq!(requests["cpu"].0, "10m");
+    assert_eq!(requests["memory"].0, "32Mi");
+    assert_eq!(resources.limits.expect("limits")["memory"].0, "128Mi");
+    let port = &container.ports.as_ref().unwrap()[0];
+    assert_eq!(
+        (port.name.as_deref(), port.container_port),
+        (Some("metrics"), 8080)
+    );
+    let probe_path = |probe: &Option<k8s_openapi::api::core::v1::Probe>| {
+        let get = probe
+            .clone()
+            .and_then(|p| p.http_get)
+            .expect("an httpGet probe");
+        (get.path, serde_json::to_value(get.port).unwrap())
+    };
+    assert_eq!(
+        probe_path(&container.liveness_probe),
+        (Some("/healthz".into()), json!("metrics"))
+    );
+    assert_eq!(
+        probe_path(&container.readiness_probe),
+        (Some("/readyz".into()), json!("metrics"))
+    );
+    let env = container_env(&deployment);
+    assert_eq!(
+        env_value(&env, "POD_NAME").as_deref(),
+        Some("fieldRef:metadata.name")
+    );
+    assert_eq!(
+        env_value(&env, "POD_NAMESPACE").as_deref(),
+        Some("fieldRef:metadata.namespace")
+    );
+    assert_eq!(env_value(&env, "FCO_NAMESPACES").as_deref(), Some(""));
+    assert_eq!(
+        env_value(&env, "FCO_LISTEN").as_deref(),
+        Some("0.0.0.0:8080")
+    );
+    assert_eq!(
+        container.image.as_deref(),
+        Some(format!("fastconnect-operator:{}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+
+    // The Service selects these pods and exposes the metrics port.
+    let service: Service = typed(one_of_kind(&docs, "Service"));
+    let selector = service.spec.as_ref().unwrap().selector.clone().unwrap();
+    let pod_labels = deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap();
+    assert!(
+        selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+        "{selector:?} vs {pod_labels:?}"
+    );
+    assert_eq!(
+        service.spec.unwrap().ports.unwrap()[0].name.as_deref(),
+        Some("metrics")
+    );
+}
+
+#[test]
+fn service_monitor_is_optional() {
+    let docs = documents(&template("sm", "ops", &[]));
+    assert!(of_kind(&docs, "ServiceMonitor").is_empty());
+    let docs = documents(&template(
+        "sm",
+        "ops",
+        &[
+            "serviceMonitor.enabled=true",
+            "serviceMonitor.labels.release=prom",
+        ],
+    ));
+    let monitor = one_of_kind(&docs, "ServiceMonitor");
+    let service = one_of_kind(&docs, "Service");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "the ServiceMonitor selects the Service"
+        );
+    }
+}
+
+// ---- the chart in the real control plane ---------------------------------------------------
+
+/// `kubectl apply --dry-run=server` of `manifests`: the API server validates every object.
+fn server_dry_run(manifests: &str) -> Output {
+    run(
+        "kubectl",
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(manifests),
+    )
+}
+
+#[tokio::test]
+async fn rendered_chart_is_accepted_by_the_api_server() {
+    let client = cluster::client().await;
+    let release_ns = cluster::test_namespace(&client, "helm-dry").await;
+    let watched = [
+        cluster::test_namespace(&client, "helm-dry-a").await,
+        cluster::test_namespace(&client, "helm-dry-b").await,
+    ];
+    let watch_set = format!("watchNamespaces={{{}}}", watched.join(","));
+    let release = cluster::unique_name("dry");
+    let chart = chart();
+    for sets in [
+        vec!["replicas=2"],
+        vec![watch_set.as_str(), "leaderElection.enabled=true"],
+    ] {
+        let mut args = vec![
+            "template",
+            release.as_str(),
+            chart.as_str(),
+            "-n",
+            &release_ns,
+            "--include-crds",
+        ];
+        for set in &sets {
+            args.extend(["--set", set]);
+        }
+        let manifests = helm_ok(&args);
+        let out = server_dry_run(&manifests);
+        assert!(
+            out.ok,
+            "the API server refused the chart ({sets:?}):\n{}\n{}",
+            out.stdout, out.stderr
+        );
+        let expected = documents(&manifests).len();
+        let accepted = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains("(server dry run)"))
+            .count();
+        assert_eq!(
+            accepted, expected,
+            "every object is validated:\n{}",
+            out.stdout
+        );
+    }
+    // The dry run validates for real: a value the schema lets through but Kubernetes does not
+    // accept (a malformed quantity) is refused.
+    let manifests = template(&release, &release_ns, &["resources.limits.memory=lots"]);
+    let out = server_dry_run(&manifests);
+    assert!(!out.ok, "a bad quantity should be refused:\n{}", out.stdout);
+    assert!(
+        out.stderr.contains("quantities must match"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A Helm release of the chart in the test control plane, uninstalled on drop if the test did not.
+struct Release {
+    name: String,
+    namespace: String,
+    installed: bool,
+}
+
+impl Release {
+    fn install(namespace: &str, sets: &[&str]) -> (Release, String) {
+        let name = cluster::unique_name("fco");
+        let chart = chart();
+        let mut args = vec![
+            "install",
+            name.as_str(),
+            chart.as_str(),
+            "--namespace",
+            namespace,
+        ];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        let notes = helm_ok(&args);
+        (
+            Release {
+                name,
+                namespace: namespace.to_owned(),
+                installed: true,
+            },
+            notes,
+        )
+    }
+
+    /// The full name of the release's objects (release name + chart name).
+    fn fullname(&self) -> String {
+        format!("{}-fastconnect-operator", self.name)
+    }
+
+    fn selector(&self) -> String {
+        format!(
+            "app.kubernetes.io/instance={},app.kubernetes.io/name=fastconnect-operator",
+            self.name
+        )
+    }
+
+    fn uninstall(&mut self) {
+        helm_ok(&["uninstall", &self.name, "--namespace", &self.namespace]);
+        self.installed = false;
+    }
+
+    /// Polls until no object with the release's labels is left anywhere, nor Helm's record.
+    async fn assert_nothing_left(&self, client: &Client) {
+        let labels = ListParams::default().labels(&self.selector());
+        let helm_record = ListParams::default().labels(&format!("owner=helm,name={}", self.name));
+        cluster::wait_for_ok("helm uninstall to remove every object", WAIT, || async {
+            let mut left = Vec::new();
+            left.extend(names::<ClusterRole>(Api::all(client.clone()), &labels).await);
+            left.extend(names::<ClusterRoleBinding>(Api::all(client.clone()), &labels).await);
+            left.extend(names::<Role>(Api::all(client.clone()), &labels).await);
+            left.extend(names::<RoleBinding>(Api::all(client.clone()), &labels).await);
+            left.extend(
+                names::<ServiceAccount>(Api::namespaced(client.clone(), &self.namespace), &labels)
+                    .await,
+            );
+            left.extend(
+                names::<Deployment>(Api::namespaced(client.clone(), &self.namespace), &labels)
+                    .await,
+            );
+            left.extend(
+                names::<Service>(Api::namespaced(client.clone(), &self.namespace), &labels).await,
+            );
+            left.extend(
+                names::<Secret>(
+                    Api::namespaced(client.clone(), &self.namespace),
+                    &helm_record,
+                )
+                .await,
+            );
+            if left.is_empty() { Ok(()) } else { Err(left) }
+        })
+        .await;
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if self.installed {
+            // Best effort after a failed test: no ClusterRole outlives it.
+            let _ = run(
+                "helm",
+                &["uninstall", &self.name, "--namespace", &self.namespace],
+                None,
+            );
+        }
+    }
+}
+
+async fn names<K>(api: Api<K>, params: &ListParams) -> Vec<String>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.list(params)
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                K::kind(&()),
+                o.meta().name.clone().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// A token of `service_account` from the TokenRequest API.
+async fn token_of(client: &Client, namespace: &str, service_account: &str) -> String {
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+        .create_token_request(service_account, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{service_account}: {e}"))
+        .status
+        .expect("a TokenRequest status")
+        .token
+}
+
+/// A kubeconfig with the test control plane's server and CA and nothing but `token`.
+fn token_kubeconfig(token: &str) -> tempfile::NamedTempFile {
+    let admin =
+        Kubeconfig::read_from(cluster::kubeconfig_path()).expect("read the admin kubeconfig");
+    let cluster = admin.clusters[0].cluster.clone().expect("a cluster entry");
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "testenv", "cluster": {
+            "server": cluster.server.expect("server"),
+            "certificate-authority-data": cluster.certificate_authority_data.expect("CA data"),
+        }}],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "testenv", "user": "operator"}}],
+        "current-context": "operator",
+    });
+    let mut file = tempfile::NamedTempFile::new().expect("temp kubeconfig");
+    file.write_all(serde_yaml::to_string(&config).unwrap().as_bytes())
+        .unwrap();
+    file.flush().unwrap();
+    file
+}
+
+/// Whether the identity of `client` may `verb` `resource` (`group`, in `namespace`, `name`).
+async fn can(
+    client: &Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> bool {
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_owned())),
+        None => (resource, None),
+    };
+    let review = SelfSubjectAccessReview {
+        metadata: ObjectMeta::default(),
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                subresource,
+                namespace: namespace.map(Into::into),
+                name: name.map(Into::into),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        status: None,
+    };
+    Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SelfSubjectAccessReview")
+        .status
+        .expect("a review status")
+        .allowed
+}
+
+/// What the operator's identity may do to Secrets, FastConnectConnections and Events in
+/// `namespace`, as a sorted list of "verb resource" strings (only the ones it may).
+async fn rights_in(client: &Client, namespace: Option<&str>) -> Vec<String> {
+    let mut allowed = Vec::new();
+    for (group, resource) in [
+        ("", "secrets"),
+        ("fastconnect.dev", "fastconnectconnections"),
+        ("fastconnect.dev", "fastconnectconnections/status"),
+        ("fastconnect.dev", "fastconnectconnections/finalizers"),
+        ("events.k8s.io", "events"),
+        ("", "configmaps"),
+    ] {
+        for verb in [
+            "get", "list", "watch", "create", "update", "patch", "delete",
+        ] {
+            if can(client, verb, group, resource, namespace, None).await {
+                allowed.push(format!("{verb} {resource}"));
+            }
+        }
+    }
+    allowed.sort();
+    allowed
+}
+
+fn sorted(rights: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = rights.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Exactly what the operator needs where it watches.
+const WATCH_RIGHTS: &[&str] = &[
+    "get secrets",
+    "get fastconnectconnections",
+    "list fastconnectconnections",
+    "watch fastconnectconnections",
+    "patch fastconnectconnections",
+    "get fastconnectconnections/status",
+    "patch fastconnectconnections/status",
+    "update fastconnectconnections/finalizers",
+    "create events",
+    "patch events",
+];
+
+/// Applies the samples in `ns` as a user would, runs the operator out of cluster as the chart's
+/// ServiceAccount, and waits for the sample to be Active; then deletes it (the operator
+/// disconnects and releases it). Returns the operator and the sandbox, still running.
+async fn sample_reaches_active_as_the_service_account(
+    client: &Client,
+    release: &Release,
+    ns: &str,
+    extra_env: &[(&str, &str)],
+) -> (Operator, Sandbox) {
+    cluster::kubectl_ok(&[
+        "-n",
+        ns,
+        "apply",
+        "-f",
+        repo_path("deploy/samples/secrets.yaml").to_str().unwrap(),
+    ]);
+    cluster::kubectl_ok(&[
+        "-n",
+        ns,
+        "apply",
+        "-f",
+        repo_path("deploy/samples/fastconnectconnection.yaml")
+            .to_str()
+            .unwrap(),
+    ]);
+
+    let token = token_of(client, &release.namespace, &release.fullname()).await;
+    let kubeconfig = token_kubeconfig(&token);
+    let sandbox = Sandbox::start(&sandbox::INSTANT);
+    let mut env = vec![("KUBECONFIG", kubeconfig.path().to_str().unwrap())];
+    env.extend_from_slice(extra_env);
+    let operator = Operator::start_with(&sandbox.url, ns, &env);
+
+    cluster::kubectl_ok(&[
+        "-n",
+        ns,
+        "wait",
+        "--for=condition=Ready",
+        "fcc/hk-oracle",
+        "--timeout=90s",
+    ]);
+    let fccs = Api::<FastConnectConnection>::namespaced(client.clone(), ns);
+    let fcc = fccs.get("hk-oracle").await.unwrap();
+    let status = fcc.status.clone().unwrap();
+    assert_eq!(status.phase, Some(Phase::Active));
+    assert!(
+        fcc.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"fastconnect.dev/connection".to_owned())
+    );
+    let id = status.connection_id.clone().expect("a connection id");
+    assert_eq!(sandbox.status_of(&id).await.as_deref(), Some("ACTIVE"));
+
+    // Events are a courtesy the operator does not fail on, so check that they were recorded.
+    let events = Api::<CoreEvent>::namespaced(client.clone(), ns);
+    cluster::wait_for_ok("an Event from the operator", WAIT, || async {
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ours: Vec<_> = list
+            .items
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("hk-oracle"))
+            .filter(|e| e.reporting_component.as_deref() == Some("fastconnect-operator"))
+            .collect();
+        if ours.is_empty() {
+            Err(format!(
+                "{} events, none from the operator",
+                list.items.len()
+            ))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+
+    // Deleting disconnects, which needs the finalizer update rights.
+    cluster::kubectl_ok(&["-n", ns, "delete", "fcc", "hk-oracle", "--timeout=90s"]);
+    assert_eq!(sandbox.status_of(&id).await.as_deref(), Some("DELETED"));
+    let logs = operator.logs();
+    assert!(
+        !logs.contains("is forbidden"),
+        "the operator was refused something:\n{logs}"
+    );
+    (operator, sandbox)
+}
+
+#[tokio::test]
+async fn namespaced_install_is_enough_for_the_operator_and_uninstalls_cleanly() {
+    let client = cluster::client().await;
+    let release_ns = cluster::test_namespace(&client, "helm-ns-rel").await;
+    let ns = cluster::test_namespace(&client, "helm-ns-watch").await;
+    let other_ns = cluster::test_namespace(&client, "helm-ns-other").await;
+    let (mut release, notes) =
+        Release::install(&release_ns, &[&format!("watchNamespaces={{{ns}}}")]);
+    for step in [
+        "create secret generic consoleconnect",
+        "apply -f",
+        "get fcc -w",
+        &format!("-n {ns}"),
+    ] {
+        assert!(
+            notes.contains(step),
+            "NOTES.txt should say `{step}`:\n{notes}"
+        );
+    }
+
+    // The chart's ServiceAccount may do exactly what the operator needs, only where it watches.
+    let token = token_of(&client, &release_ns, &release.fullname()).await;
+    let sa = cluster::client_with_token(&token).await;
+    assert_eq!(rights_in(&sa, Some(&ns)).await, sorted(WATCH_RIGHTS));
+    assert_eq!(rights_in(&sa, Some(&other_ns)).await, Vec::<String>::new());
+    assert_eq!(
+        rights_in(&sa, Some(&release_ns)).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        rights_in(&sa, None).await,
+        Vec::<String>::new(),
+        "nothing cluster-wide"
+    );
+    assert!(
+        !can(
+            &sa,
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            Some(&release_ns),
+            None
+        )
+        .await,
+        "no leader election with one replica"
+    );
+
+    // A ServiceAccount without the chart's RBAC cannot run the operator: the kubeconfig really
+    // is the one the operator uses.
+    let nobody = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("nobody".into()),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    };
+    Api::<ServiceAccount>::namespaced(client.clone(), &release_ns)
+        .create(&PostParams::default(), &nobody)
+        .await
+        .unwrap();
+    let nobody_config = token_kubeconfig(&token_of(&client, &release_ns, "nobody").await);
+    let mut refused = Operator::start_with(
+        "http://127.0.0.1:9",
+        &ns,
+        &[("KUBECONFIG", nobody_config.path().to_str().unwrap())],
+    );
+    let exit = refused.wait_exit(WAIT).await;
+    assert!(!exit.success(), "without RBAC the operator must stop");
+    assert!(
+        refused
+            .logs()
+            .contains("cannot list FastConnectConnections"),
+        "{}",
+        refused.logs()
+    );
+
+    // The real thing: the sample to Active and back, with the chart's rights only.
+    let (mut operator, _sandbox) =
+        sample_reaches_active_as_the_service_account(&client, &release, &ns, &[]).await;
+    operator.kill();
+
+    release.uninstall();
+    release.assert_nothing_left(&client).await;
+    // Helm keeps CRDs from crds/ by design: the resources of other installs survive.
+    cluster::wait_for_crd_established(&client, "fastconnectconnections.fastconnect.dev", WAIT)
+        .await;
+}
+
+#[tokio::test]
+async fn cluster_wide_install_with_leader_election_is_enough_and_uninstalls_cleanly() {
+    let client = cluster::client().await;
+    let release_ns = cluster::test_namespace(&client, "helm-cw-rel").await;
+    let ns = cluster::test_namespace(&client, "helm-cw-watch").await;
+    let (mut release, notes) = Release::install(&release_ns, &["leaderElection.enabled=true"]);
+    assert!(notes.contains("every namespace"), "{notes}");
+    let lease = release.fullname();
+
+    let token = token_of(&client, &release_ns, &release.fullname()).await;
+    let sa = cluster::client_with_token(&token).await;
+    // Everywhere, and cluster-wide: the watch rights, Secrets still `get` only.
+    assert_eq!(rights_in(&sa, None).await, sorted(WATCH_RIGHTS));
+    assert_eq!(rights_in(&sa, Some(&ns)).await, sorted(WATCH_RIGHTS));
+    // Its own Lease, in the release namespace only.
+    assert!(
+        can(
+            &sa,
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            Some(&release_ns),
+            None
+        )
+        .await
+    );
+    for verb in ["get", "update", "patch"] {
+        assert!(
+            can(
+                &sa,
+                verb,
+                "coordination.k8s.io",
+                "leases",
+                Some(&release_ns),
+                Some(&lease)
+            )
+            .await,
+            "{verb} its lease"
+        );
+        assert!(
+            !can(
+                &sa,
+                verb,
+                "coordination.k8s.io",
+                "leases",
+                Some(&release_ns),
+                Some("kube-scheduler")
+            )
+            .await,
+            "{verb} another lease"
+        );
+    }
+    assert!(
+        !can(
+            &sa,
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            Some(&ns),
+            None
+        )
+        .await
+    );
+    assert!(
+        !can(
+            &sa,
+            "list",
+            "coordination.k8s.io",
+            "leases",
+            Some(&release_ns),
+            None
+        )
+        .await
+    );
+    // Really creating and renewing the Lease with the token works.
+    let leases = Api::<Lease>::namespaced(sa.clone(), &release_ns);
+    let mut created: Lease = leases
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": lease}})).unwrap(),
+        )
+        .await
+        .expect("create the Lease as the ServiceAccount");
+    created.spec = Some(
+        serde_json::from_value(json!({"holderIdentity": "test", "leaseDurationSeconds": 1}))
+            .unwrap(),
+    );
+    leases
+        .replace(&lease, &PostParams::default(), &created)
+        .await
+        .expect("update the Lease");
+    Api::<Lease>::namespaced(client.clone(), &release_ns)
+        .delete(&lease, &Default::default())
+        .await
+        .expect("delete the Lease (admin)");
+
+    // The operator, as the chart's ServiceAccount, with leader election as the chart configures
+    // it. It watches only this test's namespace so that it leaves other tests' resources alone;
+    // the cluster-wide list and watch rights are checked above.
+    let pod_name = format!("{}-pod", release.name);
+    let env = [
+        ("FCO_LEADER_ELECTION", "true"),
+        ("FCO_LEASE_NAME", lease.as_str()),
+        ("POD_NAMESPACE", release_ns.as_str()),
+        ("POD_NAME", pod_name.as_str()),
+    ];
+    let (mut operator, _sandbox) =
+        sample_reaches_active_as_the_service_account(&client, &release, &ns, &env).await;
+    let help = run(
+        env!("CARGO_BIN_EXE_fastconnect-operator"),
+        &["--help"],
+        None,
+    )
+    .stdout;
+    if help.contains("leader-election") {
+        // This binary elects a leader: it holds the chart's Lease.
+        let held = Api::<Lease>::namespaced(client.clone(), &release_ns)
+            .get(&lease)
+            .await
+            .expect("the operator created its Lease");
+        assert_eq!(
+            held.spec.and_then(|s| s.holder_identity).as_deref(),
+            Some(pod_name.as_str())
+        );
+    }
+    operator.kill();
+
+    release.uninstall();
+    release.assert_nothing_left(&client).await;
+    cluster::wait_for_crd_established(&client, "fastconnectconnections.fastconnect.dev", WAIT)
+        .await;
+}
