@@ -139,7 +139,9 @@ cmd_up() {
   log "Operator, out of cluster, as ServiceAccount $RELEASE_NS/$SA (kubectl create token)"
   local server
   server="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')"
-  if alive operator && operator_ready && [ "$(cat "$STATE/operator.server" 2>/dev/null)" = "$server" ]; then
+  # Reused only if it still talks to this control plane and runs the binary just built.
+  if alive operator && operator_ready && [ "$(cat "$STATE/operator.server" 2>/dev/null)" = "$server" ] &&
+    [ ! "$BIN_DIR/fastconnect-operator" -nt "$STATE/operator.pid" ]; then
     note "already running (pid $(cat "$STATE/operator.pid"), metrics on $(cat "$STATE/operator.listen"))"
   else
     stop_bg operator
@@ -183,20 +185,26 @@ cmd_up() {
   local metrics
   metrics="$(cat "$STATE/operator.listen")"
   log "hk-oracle is Active ($((SECONDS - started))s). Explore:"
-  cat >&2 <<EOF
-    eval "\$(hack/testenv.sh env)"                      # kubectl and helm for this control plane
-    kubectl describe fcc hk-oracle -n $NS               # status, conditions, events
-    kubectl get events -n $NS --field-selector involvedObject.name=hk-oracle
-    kubectl get fcc hk-oracle -n $NS -o yaml
-    kubectl delete fcc hk-oracle -n $NS                  # disconnects the circuit in the sandbox
-    curl -s http://$metrics/metrics                      # operator metrics (also /healthz, /readyz)
-    curl -s $url/_sandbox/connections                    # what Console Connect (the sandbox) has
-    curl -s $url/_sandbox/stats                          # requests the operator made
-    helm status $RELEASE -n $RELEASE_NS                  # the release (its notes: $STATE/helm-notes.txt)
-    logs: $STATE/operator.log, $STATE/sandbox.log
+  explore "eval \"\$(hack/testenv.sh env)\"" "kubectl and helm for this control plane"
+  explore "kubectl describe fcc hk-oracle -n $NS" "status, conditions, events"
+  explore "kubectl get events -n $NS --field-selector involvedObject.name=hk-oracle" ""
+  explore "kubectl get fcc hk-oracle -n $NS -o yaml" ""
+  explore "kubectl delete fcc hk-oracle -n $NS" "disconnects the circuit in the sandbox"
+  explore "curl -s http://$metrics/metrics" "operator metrics (also /healthz, /readyz)"
+  explore "curl -s $url/_sandbox/connections" "what Console Connect (the sandbox) has"
+  explore "curl -s $url/_sandbox/stats" "the requests the operator made"
+  explore "helm status $RELEASE -n $RELEASE_NS" "the release and its notes"
+  note "logs: $STATE/operator.log, $STATE/sandbox.log"
+  note ""
+  note "Stop everything: make demo-down"
+}
 
-    Stop everything: make demo-down
-EOF
+explore() { # command comment
+  if [ -n "$2" ]; then
+    printf '    %-66s # %s\n' "$1" "$2" >&2
+  else
+    printf '    %s\n' "$1" >&2
+  fi
 }
 
 write_operator_kubeconfig() {

@@ -283,6 +283,7 @@ EOF
     --tls-cert-file="$PKI/apiserver.crt" \
     --tls-private-key-file="$PKI/apiserver.key" \
     --token-auth-file="$PKI/tokens.csv" \
+    --client-ca-file="$PKI/ca.crt" \
     --authorization-mode=RBAC \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$PKI/sa.pub" \
@@ -303,6 +304,7 @@ EOF
       --kubeconfig="$KUBECONFIG_FILE" \
       --authentication-kubeconfig="$KUBECONFIG_FILE" \
       --authorization-kubeconfig="$KUBECONFIG_FILE" \
+      --authentication-skip-lookup=true \
       --bind-address=127.0.0.1 \
       --secure-port="$KCM_PORT" \
       --cert-dir="$PKI/kcm" \

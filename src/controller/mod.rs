@@ -4,8 +4,12 @@
 //! Console Connect API (order, adopt, observe, disconnect) → write status. Each step has its own
 //! error type; [`Diagnosis`] says for each error what the user sees and whether retrying helps.
 
+mod apply;
 pub mod backoff;
 pub mod cache;
+mod cleanup;
+mod events;
+mod finalizer;
 pub mod inputs;
 mod remote;
 pub mod resolve;
@@ -14,34 +18,26 @@ pub mod status;
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use jiff::Timestamp;
 use kube::{
-    Api, Resource, ResourceExt,
-    api::{ListParams, Patch, PatchParams},
+    Api, ResourceExt,
+    api::ListParams,
     runtime::{
         Controller, Predicate, WatchStreamExt,
         controller::{self, Action},
-        events::{Event, EventType, Recorder, Reporter},
+        events::{Recorder, Reporter},
         predicates, reflector, watcher,
     },
 };
-use serde_json::json;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
-    consoleconnect::{self as cc, Connection},
-    crd::{DeletionPolicy, FastConnectConnection, FastConnectConnectionStatus, Phase},
+    consoleconnect as cc,
+    crd::{FastConnectConnection, FastConnectConnectionStatus, Phase},
     metrics::Metrics,
     server::Readiness,
 };
 
-use self::{
-    backoff::Backoff,
-    cache::Catalog,
-    inputs::Secrets,
-    remote::Remote,
-    status::{RemoteView, Report},
-};
+use self::{backoff::Backoff, cache::Catalog};
 
 /// Guards the remote connection: the resource stays until the connection is disconnected.
 pub const FINALIZER: &str = "fastconnect.dev/connection";
@@ -251,9 +247,9 @@ async fn reconcile(fcc: Arc<FastConnectConnection>, ctx: Arc<Context>) -> Result
     async move {
         let timer = ctx.metrics.reconcile_started();
         let result = if fcc.metadata.deletion_timestamp.is_some() {
-            cleanup(&fcc, &ctx).await
+            cleanup::cleanup(&fcc, &ctx).await
         } else {
-            apply(&fcc, &ctx).await
+            apply::apply(&fcc, &ctx).await
         };
         timer.finish(result.as_ref().err().map(|e| e.reason()));
         result
@@ -280,295 +276,6 @@ fn api(fcc: &FastConnectConnection, ctx: &Context) -> Api<FastConnectConnection>
     Api::namespaced(ctx.kube.clone(), &fcc.namespace().unwrap_or_default())
 }
 
-/// One reconcile of a live resource.
-async fn apply(fcc: &FastConnectConnection, ctx: &Context) -> Result<Action, Error> {
-    let api = api(fcc, ctx);
-    let mut current = fcc.clone();
-    let mut status = fcc.status.clone().unwrap_or_default();
-    let outcome = drive(fcc, ctx, &api, &mut current, &mut status).await;
-    if let Err(error) = &outcome {
-        warn!(reason = error.reason(), %error, "reconcile stopped short");
-    }
-    let report = report(fcc, &status, &outcome);
-    let next = status::next(fcc, status, &report);
-    publish_transition(ctx, fcc, current.status.as_ref(), &next, &report).await;
-    status::write(&api, &current, &next, false).await?;
-    Ok(requeue(ctx, fcc, &next, outcome.as_ref().err()))
-}
-
-/// Acts on the Console Connect API as far as this reconcile can get, recording what it learns
-/// in `status`. `current` follows our own writes to the object.
-async fn drive(
-    fcc: &FastConnectConnection,
-    ctx: &Context,
-    api: &Api<FastConnectConnection>,
-    current: &mut FastConnectConnection,
-    status: &mut FastConnectConnectionStatus,
-) -> Result<RemoteView, Error> {
-    let spec = &fcc.spec;
-    let secrets = Secrets::new(ctx.kube.clone(), &fcc.namespace().unwrap_or_default());
-    let key = secrets
-        .api_key(&spec.credentials.api_key_secret_ref)
-        .await?;
-    let remote = Remote::new(ctx, &spec.company_username, &key);
-
-    if let Some(id) = status.connection_id.clone() {
-        let connection = remote.observe(&id, status.phase).await?;
-        return Ok(record(status, connection.as_ref()));
-    }
-    if let Some(id) = &spec.connection_id {
-        *current = add_finalizer(api, current).await?;
-        let connection = remote.adopt(id).await?;
-        status.connection_id = Some(connection.id.clone());
-        status.connection_name = Some(connection.name.clone());
-        return Ok(record(status, Some(&connection)));
-    }
-    if refused_for_this_generation(fcc) {
-        return Err(remote::Error::StillRefused.into());
-    }
-    secrets
-        .check_ocid(&spec.credentials.oracle_ocid_secret_ref)
-        .await?;
-    let name = fcc.connection_name();
-    // A crash after an order, or a restore that lost the status: find the order before
-    // ordering again.
-    if (status.ordered_at.is_some() || has_finalizer(fcc))
-        && let Some(found) = remote.find_order(fcc, &name, status).await?
-    {
-        status.connection_id = Some(found.id.clone());
-        return Ok(record(status, Some(&found)));
-    }
-    order(fcc, ctx, api, &remote, current, status, name).await
-}
-
-/// Resolves, persists the create marker, then orders exactly once.
-async fn order(
-    fcc: &FastConnectConnection,
-    ctx: &Context,
-    api: &Api<FastConnectConnection>,
-    remote: &Remote<'_>,
-    current: &mut FastConnectConnection,
-    status: &mut FastConnectConnectionStatus,
-    name: String,
-) -> Result<RemoteView, Error> {
-    let spec = &fcc.spec;
-    let ports = remote.ports().await?;
-    let port = resolve::port(
-        &ports.items,
-        &spec.source_port,
-        &spec.company_username,
-        spec.speed_mbps,
-    )?;
-    let metros = remote.metros().await?;
-    let metro = resolve::metro(&metros.items, &spec.destination, port)?;
-    let request = resolve::order(fcc, port, metro);
-
-    status.connection_name = Some(name);
-    status.port_id = Some(port.id.clone());
-    status.dest_metro = Some(metro.code.clone());
-    status.dest_metro_id = Some(metro.id.clone());
-    status.dest_dcf = metro.first_data_center_facility_id_in_metro.clone();
-    status.ordered_at = Some(Timestamp::now().to_string());
-
-    *current = add_finalizer(api, current).await?;
-    let marker = status::next(
-        fcc,
-        status.clone(),
-        &Report {
-            phase: Phase::Creating,
-            reason: "Ordering".into(),
-            message: "ordering the connection from Console Connect".into(),
-            failure: None,
-        },
-    );
-    // The precondition makes the order use the spec as it is now; the marker makes a restarted
-    // operator look for this order instead of placing another.
-    status::write(api, current, &marker, true).await?;
-    current.status = Some(marker);
-
-    info!(connection = %request.name, "ordering connection");
-    match remote.create(&request).await {
-        Ok(connection) => {
-            if ctx.settings.exit_after_create {
-                warn!(connection = %connection.id, "failpoint: exiting after the create call");
-                std::process::exit(3);
-            }
-            ctx.metrics.connection_ordered();
-            status.connection_id = Some(connection.id.clone());
-            Ok(record(status, Some(&connection)))
-        }
-        Err(error) => {
-            if error.nothing_was_created() {
-                status.ordered_at = None;
-            }
-            Err(error.into())
-        }
-    }
-}
-
-/// A refusal of the order by Console Connect stands until the spec changes.
-fn refused_for_this_generation(fcc: &FastConnectConnection) -> bool {
-    let Some(status) = &fcc.status else {
-        return false;
-    };
-    status.conditions.iter().any(|c| {
-        c.type_ == status::SYNCED
-            && c.reason == remote::INVALID_REQUEST
-            && c.observed_generation == fcc.metadata.generation
-    })
-}
-
-/// Records a connection as observed (`None`: it no longer exists) and says what it means.
-fn record(status: &mut FastConnectConnectionStatus, connection: Option<&Connection>) -> RemoteView {
-    let Some(connection) = connection else {
-        return RemoteView {
-            phase: Phase::Failed,
-            reason: "DeletedOutOfBand",
-            message: "the connection no longer exists in Console Connect; delete this resource"
-                .into(),
-        };
-    };
-    status.remote_status = Some(connection.status.as_str().to_owned());
-    status.vlan = connection.vlan.clone().filter(|v| !v.is_null());
-    status::remote_view(&connection.status, connection.error_reason.as_deref())
-}
-
-/// The Ready and Synced story of this reconcile.
-fn report(
-    fcc: &FastConnectConnection,
-    status: &FastConnectConnectionStatus,
-    outcome: &Result<RemoteView, Error>,
-) -> Report {
-    match outcome {
-        Ok(view) => Report {
-            phase: view.phase,
-            reason: view.reason.into(),
-            message: if view.phase == Phase::AwaitingApproval {
-                support_handoff(fcc, status)
-            } else {
-                view.message.clone()
-            },
-            failure: None,
-        },
-        Err(error) => {
-            let message = error.to_string();
-            let failure = Some((error.reason(), message.clone()));
-            match (&status.connection_id, previous_ready(fcc)) {
-                // The connection exists: Ready keeps telling its story; Synced says what failed.
-                (Some(_), Some((reason, ready_message))) => Report {
-                    phase: status.phase.unwrap_or(Phase::Creating),
-                    reason: reason.to_owned(),
-                    message: ready_message.to_owned(),
-                    failure,
-                },
-                _ => Report {
-                    phase: phase_of_error(error, status),
-                    reason: error.reason().into(),
-                    message,
-                    failure,
-                },
-            }
-        }
-    }
-}
-
-fn previous_ready(fcc: &FastConnectConnection) -> Option<(&str, &str)> {
-    fcc.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == status::READY)
-        .map(|c| (c.reason.as_str(), c.message.as_str()))
-}
-
-fn phase_of_error(error: &Error, status: &FastConnectConnectionStatus) -> Phase {
-    match error {
-        Error::Inputs(inputs::Error::InvalidOcid { .. }) => Phase::Failed,
-        Error::Inputs(_) => Phase::Pending,
-        Error::Resolve(_) => Phase::Failed,
-        Error::Remote(e) if e.needs_user() => Phase::Failed,
-        Error::Remote(e) if e.key_refused() => Phase::Pending,
-        _ if status.ordered_at.is_some() => Phase::Creating,
-        _ => Phase::Resolving,
-    }
-}
-
-/// What the user sends to Console Connect Support to get the Oracle side completed. The OCID is
-/// named by the Secret that holds it, never printed.
-fn support_handoff(fcc: &FastConnectConnection, status: &FastConnectConnectionStatus) -> String {
-    let ocid = &fcc.spec.credentials.oracle_ocid_secret_ref;
-    format!(
-        "waiting for approval: send Console Connect Support the connection id {} and the Oracle \
-         virtual circuit OCID stored in Secret {}/{} key {}",
-        status.connection_id.as_deref().unwrap_or("(unknown)"),
-        fcc.namespace().unwrap_or_default(),
-        ocid.name,
-        ocid.key,
-    )
-}
-
-/// An Event when the phase or the reason changes, never on a repeat.
-async fn publish_transition(
-    ctx: &Context,
-    fcc: &FastConnectConnection,
-    before: Option<&FastConnectConnectionStatus>,
-    after: &FastConnectConnectionStatus,
-    report: &Report,
-) {
-    let ready_reason = |s: Option<&FastConnectConnectionStatus>| {
-        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == status::READY))
-            .map(|c| c.reason.clone())
-    };
-    let synced_reason = |s: Option<&FastConnectConnectionStatus>| {
-        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == status::SYNCED))
-            .map(|c| c.reason.clone())
-    };
-    let phase_changed = before.and_then(|s| s.phase) != after.phase;
-    if phase_changed {
-        ctx.metrics
-            .phase_changed(before.and_then(|s| s.phase), after.phase);
-        if after.phase == Some(Phase::Active)
-            && let Some(created) = &fcc.metadata.creation_timestamp
-        {
-            let age = Timestamp::now().duration_since(created.0);
-            ctx.metrics.became_ready(age.unsigned_abs());
-        }
-    }
-    if phase_changed || ready_reason(before) != ready_reason(Some(after)) {
-        let warning = report.phase == Phase::Failed;
-        publish(ctx, fcc, warning, &report.reason, &report.message).await;
-    }
-    if let Some((reason, message)) = &report.failure
-        && synced_reason(before).as_deref() != Some(*reason)
-    {
-        publish(ctx, fcc, true, reason, message).await;
-    }
-}
-
-async fn publish(
-    ctx: &Context,
-    fcc: &FastConnectConnection,
-    warning: bool,
-    reason: &str,
-    note: &str,
-) {
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1024).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &fcc.object_ref(&())).await {
-        // Events are a courtesy; failing to record one must not fail the reconcile.
-        debug!(%error, "cannot publish event");
-    }
-}
-
 /// The next look at this resource: poll cadence when all went well, backoff otherwise.
 fn requeue(
     ctx: &Context,
@@ -589,148 +296,4 @@ fn requeue(
         Retry::SpecChange => Action::await_change(),
         Retry::Backoff { at_least } => Action::requeue(ctx.backoff.next(&key, at_least)),
     }
-}
-
-fn has_finalizer(fcc: &FastConnectConnection) -> bool {
-    fcc.finalizers().iter().any(|f| f == FINALIZER)
-}
-
-/// Adds our finalizer, only if the object is unchanged since it was read.
-async fn add_finalizer(
-    api: &Api<FastConnectConnection>,
-    fcc: &FastConnectConnection,
-) -> Result<FastConnectConnection, Error> {
-    if has_finalizer(fcc) {
-        return Ok(fcc.clone());
-    }
-    let mut finalizers = fcc.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_owned());
-    patch_finalizers(api, fcc, finalizers).await
-}
-
-async fn remove_finalizer(
-    api: &Api<FastConnectConnection>,
-    fcc: &FastConnectConnection,
-) -> Result<(), Error> {
-    let finalizers: Vec<String> = fcc
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    match patch_finalizers(api, fcc, finalizers).await {
-        // Already gone: someone else finished the job.
-        Err(Error::Finalizer(kube::Error::Api(e))) if e.code == 404 => Ok(()),
-        other => other.map(|_| ()),
-    }
-}
-
-async fn patch_finalizers(
-    api: &Api<FastConnectConnection>,
-    fcc: &FastConnectConnection,
-    finalizers: Vec<String>,
-) -> Result<FastConnectConnection, Error> {
-    let patch = json!({
-        "metadata": {
-            "resourceVersion": fcc.resource_version(),
-            "finalizers": finalizers,
-        }
-    });
-    api.patch(
-        &fcc.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|error| match error {
-        kube::Error::Api(e) if e.code == 409 => Error::Status(status::Error::Conflict),
-        other => Error::Finalizer(other),
-    })
-}
-
-/// Deletion: disconnect (or let go), then release the finalizer. Never waits on something that
-/// does not exist.
-async fn cleanup(fcc: &FastConnectConnection, ctx: &Context) -> Result<Action, Error> {
-    if !has_finalizer(fcc) {
-        return Ok(Action::await_change());
-    }
-    let api = api(fcc, ctx);
-    let status = fcc.status.clone().unwrap_or_default();
-    let nothing_ordered = status.connection_id.is_none() && status.ordered_at.is_none();
-    if fcc.spec.deletion_policy == DeletionPolicy::Orphan || nothing_ordered {
-        if fcc.spec.deletion_policy == DeletionPolicy::Orphan
-            && let Some(id) = &status.connection_id
-        {
-            publish(
-                ctx,
-                fcc,
-                false,
-                "Orphaned",
-                &format!("left connection {id} running in Console Connect"),
-            )
-            .await;
-        }
-        remove_finalizer(&api, fcc).await?;
-        return Ok(Action::await_change());
-    }
-    match disconnect(fcc, ctx, &status).await {
-        Ok(true) => {
-            info!("connection disconnected; releasing the resource");
-            remove_finalizer(&api, fcc).await?;
-            Ok(Action::await_change())
-        }
-        Ok(false) => {
-            let report = Report {
-                phase: Phase::Deleting,
-                reason: "Deleting".into(),
-                message: "disconnecting the connection".into(),
-                failure: None,
-            };
-            let next = status::next(fcc, status, &report);
-            publish_transition(ctx, fcc, fcc.status.as_ref(), &next, &report).await;
-            status::write(&api, fcc, &next, false).await?;
-            ctx.backoff.reset(&key(fcc));
-            Ok(Action::requeue(backoff::jitter(ctx.settings.poll_progress)))
-        }
-        Err(error) => {
-            let report = Report {
-                phase: Phase::Deleting,
-                reason: "DisconnectFailed".into(),
-                message: format!(
-                    "cannot disconnect: {error}; fix it, or set spec.deletionPolicy to Orphan to let go"
-                ),
-                failure: Some((error.reason(), error.to_string())),
-            };
-            let next = status::next(fcc, status, &report);
-            publish_transition(ctx, fcc, fcc.status.as_ref(), &next, &report).await;
-            status::write(&api, fcc, &next, false).await?;
-            Ok(requeue(ctx, fcc, &next, Some(&error)))
-        }
-    }
-}
-
-/// Asks Console Connect to disconnect; `true` once the connection is gone.
-async fn disconnect(
-    fcc: &FastConnectConnection,
-    ctx: &Context,
-    status: &FastConnectConnectionStatus,
-) -> Result<bool, Error> {
-    let secrets = Secrets::new(ctx.kube.clone(), &fcc.namespace().unwrap_or_default());
-    let key = secrets
-        .api_key(&fcc.spec.credentials.api_key_secret_ref)
-        .await?;
-    let remote = Remote::new(ctx, &fcc.spec.company_username, &key);
-    let connection = match &status.connection_id {
-        Some(id) => remote.observe_now(id).await?,
-        // Ordered but never recorded: the order may exist under its name.
-        None => {
-            remote
-                .find_order(fcc, &fcc.connection_name(), status)
-                .await?
-        }
-    };
-    let Some(connection) = connection else {
-        return Ok(true);
-    };
-    Ok(remote.disconnect(&connection).await?)
 }

@@ -1,0 +1,77 @@
+//! Events, published on transitions only.
+
+use jiff::Timestamp;
+use kube::{
+    Resource,
+    runtime::events::{Event, EventType},
+};
+use tracing::debug;
+
+use crate::crd::{FastConnectConnection, FastConnectConnectionStatus, Phase};
+
+use super::{
+    Context,
+    status::{self, Report},
+};
+
+/// An Event when the phase or the reason changes, never on a repeat.
+pub(super) async fn publish_transition(
+    ctx: &Context,
+    fcc: &FastConnectConnection,
+    before: Option<&FastConnectConnectionStatus>,
+    after: &FastConnectConnectionStatus,
+    report: &Report,
+) {
+    let ready_reason = |s: Option<&FastConnectConnectionStatus>| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == status::READY))
+            .map(|c| c.reason.clone())
+    };
+    let synced_reason = |s: Option<&FastConnectConnectionStatus>| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == status::SYNCED))
+            .map(|c| c.reason.clone())
+    };
+    let phase_changed = before.and_then(|s| s.phase) != after.phase;
+    if phase_changed {
+        ctx.metrics
+            .phase_changed(before.and_then(|s| s.phase), after.phase);
+        if after.phase == Some(Phase::Active)
+            && let Some(created) = &fcc.metadata.creation_timestamp
+        {
+            let age = Timestamp::now().duration_since(created.0);
+            ctx.metrics.became_ready(age.unsigned_abs());
+        }
+    }
+    if phase_changed || ready_reason(before) != ready_reason(Some(after)) {
+        let warning = report.phase == Phase::Failed;
+        publish(ctx, fcc, warning, &report.reason, &report.message).await;
+    }
+    if let Some((reason, message)) = &report.failure
+        && synced_reason(before).as_deref() != Some(*reason)
+    {
+        publish(ctx, fcc, true, reason, message).await;
+    }
+}
+
+pub(super) async fn publish(
+    ctx: &Context,
+    fcc: &FastConnectConnection,
+    warning: bool,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1024).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &fcc.object_ref(&())).await {
+        // Events are a courtesy; failing to record one must not fail the reconcile.
+        debug!(%error, "cannot publish event");
+    }
+}
