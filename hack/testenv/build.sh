@@ -35,17 +35,51 @@ BUILD_P="${FCO_BUILD_PARALLELISM:-2}"
 log() { printf '[testenv-build] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+go_minor() { go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p'; }
+
+# Go >= 1.24 is needed (Kubernetes 1.34+ asks for 1.24/1.25 and Go fetches a newer toolchain from
+# the module proxy by itself if a go.mod asks for one). Without Go, or with an older one (Debian's
+# golang-go is 1.19, which cannot switch toolchains), install Debian's Go and use it to fetch the
+# official toolchain module golang.org/toolchain from the module proxy into the cache.
 ensure_go() {
-  command -v go >/dev/null 2>&1 && return 0
-  # A machine without Go: Debian's Go is old, but any Go >= 1.21 fetches the toolchain that a
-  # go.mod asks for from the module proxy (GOTOOLCHAIN=auto), so it is enough to start with.
-  log "go not found; installing golang-go with apt-get"
-  if command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >&2
+  local minor
+  minor=""
+  if command -v go >/dev/null 2>&1; then minor="$(go_minor)"; fi
+  if [ -n "$minor" ] && [ "$minor" -ge 24 ]; then return 0; fi
+  local v="$GO_TOOLCHAIN_VERSION" arch dir src
+  dir="$CACHE_ROOT/go$v"
+  if [ ! -x "$dir/bin/go" ]; then
+    if ! command -v go >/dev/null 2>&1; then
+      log "go not found; installing Debian's golang-go to bootstrap Go $v"
+      command -v apt-get >/dev/null 2>&1 || die "Go >= 1.24 is required and there is no apt-get"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >&2
+    fi
+    case "$(uname -m)" in
+      x86_64) arch=amd64 ;;
+      aarch64 | arm64) arch=arm64 ;;
+      *) die "unsupported architecture $(uname -m)" ;;
+    esac
+    log "fetching Go $v (golang.org/toolchain) from the module proxy"
+    src="$(GOFLAGS="" GOTOOLCHAIN=local go mod download -json "golang.org/toolchain@v0.0.1-go$v.linux-$arch" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+    if [ -z "$src" ] || [ ! -d "$src" ]; then
+      die "cannot download golang.org/toolchain@v0.0.1-go$v.linux-$arch"
+    fi
+    mkdir -p "$CACHE_ROOT"
+    rm -rf "$dir.tmp"
+    cp -R "$src" "$dir.tmp"
+    chmod -R u+w "$dir.tmp"
+    # Module zips carry no file modes.
+    chmod +x "$dir.tmp"/bin/* "$dir.tmp"/pkg/tool/*/*
+    mv "$dir.tmp" "$dir"
   fi
-  command -v go >/dev/null 2>&1 || die "Go is required (https://go.dev/dl/); none could be installed"
-  export GOTOOLCHAIN="${GOTOOLCHAIN:-go1.26.0+auto}"
+  export PATH="$dir/bin:$PATH" GOTOOLCHAIN=local
+  unset GOROOT
+  minor="$(go_minor)"
+  if [ -z "$minor" ] || [ "$minor" -lt 24 ]; then
+    die "Go >= 1.24 is required; $(command -v go) is $(go env GOVERSION 2>/dev/null)"
+  fi
 }
 
 # Run a build step with its output in the build log; show the log's tail if it fails.
@@ -236,8 +270,8 @@ with_lock() {
 
 main() {
   local cmd="${1:-all}"
-  ensure_go
   with_lock
+  ensure_go
   case "$cmd" in
     all) select_k8s >/dev/null; build_helm ;;
     k8s) select_k8s >/dev/null ;;
