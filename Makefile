@@ -1,7 +1,7 @@
 # Entry points. `make test` is the test command (also what CI runs, via .ci/run).
 SHELL := /usr/bin/env bash
 
-.PHONY: test testenv-up testenv-down testenv-status testenv-build testenv-logs demo demo-down image-check
+.PHONY: test testenv-up testenv-down testenv-status testenv-build testenv-logs demo demo-down image-check bench
 
 ## Bring up a real control plane (building it if missing), run fmt, clippy and all cargo tests, tear down.
 test:
@@ -39,3 +39,7 @@ demo-down:
 ## static release build, and proof that the binary is static.
 image-check:
 	hack/check-image.sh
+
+## Scale benchmark (on demand, not in CI): N resources at once, markdown table on stdout.
+bench:
+	hack/bench.sh

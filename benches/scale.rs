@@ -35,6 +35,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("FCO_POLL_PROGRESS", "5s"),
     ("FCO_POLL_ACTIVE", "60s"),
     ("FCO_CATALOG_TTL", "60s"),
+    ("FCO_SECRET_TTL", "10s"),
     ("FCO_BACKOFF_MIN", "1s"),
     ("FCO_BACKOFF_MAX", "5m"),
     ("FCO_API_TIMEOUT", "30s"),

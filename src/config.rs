@@ -41,6 +41,10 @@ pub struct Config {
     #[arg(long, env = "FCO_CATALOG_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub catalog_ttl: Duration,
 
+    /// How long a Secret read is reused (all resources naming one Secret share the read).
+    #[arg(long, env = "FCO_SECRET_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub secret_ttl: Duration,
+
     /// First retry delay after an error; doubles per failure.
     #[arg(long, env = "FCO_BACKOFF_MIN", default_value = "1s", value_parser = humantime::parse_duration)]
     pub backoff_min: Duration,
@@ -114,6 +118,7 @@ impl Config {
             poll_progress: self.poll_progress,
             poll_active: self.poll_active,
             catalog_ttl: self.catalog_ttl,
+            secret_ttl: self.secret_ttl,
             backoff_min: self.backoff_min,
             backoff_max: self.backoff_max,
             concurrency: self.concurrency,

@@ -368,6 +368,17 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 8] = [
+        Phase::Pending,
+        Phase::Resolving,
+        Phase::Creating,
+        Phase::AwaitingApproval,
+        Phase::Provisioning,
+        Phase::Active,
+        Phase::Failed,
+        Phase::Deleting,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => "Pending",

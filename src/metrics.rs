@@ -3,7 +3,10 @@
 //! Labels carry only endpoint names, status codes, phases and reasons: never a company, a key,
 //! an OCID or an object name, so cardinality stays fixed and nothing secret can reach a scrape.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -160,18 +163,18 @@ impl Metrics {
     }
 
     /// Moves one resource from one phase gauge to another.
-    pub fn phase_changed(&self, from: Option<Phase>, to: Option<Phase>) {
-        if let Some(from) = from {
-            self.phases
-                .get_or_create(&PhaseLabels {
-                    phase: from.as_str(),
-                })
-                .dec();
+    /// Sets the resources-by-phase gauges from a count of the watched resources. Counting
+    /// (rather than following transitions) stays right across restarts and deletions.
+    pub fn set_phases(&self, phases: impl IntoIterator<Item = Option<Phase>>) {
+        let mut counts: HashMap<&'static str, i64> =
+            Phase::ALL.iter().map(|p| (p.as_str(), 0)).collect();
+        for phase in phases {
+            *counts
+                .entry(phase.map_or("None", Phase::as_str))
+                .or_default() += 1;
         }
-        if let Some(to) = to {
-            self.phases
-                .get_or_create(&PhaseLabels { phase: to.as_str() })
-                .inc();
+        for (phase, count) in counts {
+            self.phases.get_or_create(&PhaseLabels { phase }).set(count);
         }
     }
 
@@ -235,8 +238,7 @@ mod tests {
             Duration::from_millis(5),
         );
         metrics.reconcile_started().finish(Some("Throttled"));
-        metrics.phase_changed(None, Some(Phase::Creating));
-        metrics.phase_changed(Some(Phase::Creating), Some(Phase::Active));
+        metrics.set_phases([Some(Phase::Active), None]);
         let text = metrics.render().unwrap();
         for expected in [
             "fastconnect_consoleconnect_requests_total{endpoint=\"create_layer2\",code=\"200\"} 1",

@@ -194,6 +194,12 @@ fn connection_id(fcc: &FastConnectConnection) -> String {
         .expect("status.connectionId")
 }
 
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+}
+
 /// Sets the field at a `/`-separated path, creating what is missing on the way.
 fn set(object: &mut Value, path: &str, value: Value) {
     let target = path
@@ -289,12 +295,19 @@ async fn the_sample_reaches_active_with_kubectl_and_deleting_it_disconnects() {
 
     // The whole run shows neither secret anywhere a user or a log collector could see.
     let metrics = env.operator().metrics().await;
-    assert!(
-        metrics.contains(
-            r#"fastconnect_consoleconnect_requests_total{endpoint="create_layer2",code="200"} 1"#
-        ),
-        "{metrics}"
-    );
+    for expected in [
+        r#"fastconnect_consoleconnect_requests_total{endpoint="create_layer2",code="200"} 1"#,
+        r#"fastconnect_consoleconnect_requests_total{endpoint="delete_connection",code="200"} 1"#,
+        "fastconnect_connections_ordered_total 1",
+        "fastconnect_time_to_ready_seconds_count 1",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing in\n{metrics}"
+        );
+    }
+    let reconciles = metric_value(&metrics, "fastconnect_reconciles_total");
+    assert!(reconciles >= 3.0, "reconciles counted: {reconciles}");
     let events = serde_json::to_string(&env.events().await).unwrap();
     let status = serde_json::to_string(&fcc.status).unwrap();
     let logs = env.operator().logs();

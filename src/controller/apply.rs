@@ -27,6 +27,12 @@ pub(super) async fn apply(fcc: &FastConnectConnection, ctx: &Context) -> Result<
     let outcome = drive(fcc, ctx, &api, &mut current, &mut status).await;
     if let Err(error) = &outcome {
         warn!(reason = error.reason(), %error, "reconcile stopped short");
+        if matches!(error, Error::Remote(e) if e.key_refused()) {
+            // The Secret may already hold a rotated key: read it afresh next time.
+            let secret = &fcc.spec.credentials.api_key_secret_ref.name;
+            ctx.secrets
+                .forget(&fcc.namespace().unwrap_or_default(), secret);
+        }
     }
     let report = report(fcc, &status, &outcome);
     let next = status::next(fcc, status, &report);
@@ -45,7 +51,11 @@ async fn drive(
     status: &mut FastConnectConnectionStatus,
 ) -> Result<RemoteView, Error> {
     let spec = &fcc.spec;
-    let secrets = Secrets::new(ctx.kube.clone(), &fcc.namespace().unwrap_or_default());
+    let secrets = Secrets::new(
+        ctx.kube.clone(),
+        &fcc.namespace().unwrap_or_default(),
+        &ctx.secrets,
+    );
     let key = secrets
         .api_key(&spec.credentials.api_key_secret_ref)
         .await?;

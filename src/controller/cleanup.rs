@@ -83,7 +83,11 @@ async fn disconnect(
     ctx: &Context,
     status: &FastConnectConnectionStatus,
 ) -> Result<bool, Error> {
-    let secrets = Secrets::new(ctx.kube.clone(), &fcc.namespace().unwrap_or_default());
+    let secrets = Secrets::new(
+        ctx.kube.clone(),
+        &fcc.namespace().unwrap_or_default(),
+        &ctx.secrets,
+    );
     let key = secrets
         .api_key(&fcc.spec.credentials.api_key_secret_ref)
         .await?;

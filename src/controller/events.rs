@@ -31,15 +31,12 @@ pub(super) async fn publish_transition(
             .map(|c| c.reason.clone())
     };
     let phase_changed = before.and_then(|s| s.phase) != after.phase;
-    if phase_changed {
-        ctx.metrics
-            .phase_changed(before.and_then(|s| s.phase), after.phase);
-        if after.phase == Some(Phase::Active)
-            && let Some(created) = &fcc.metadata.creation_timestamp
-        {
-            let age = Timestamp::now().duration_since(created.0);
-            ctx.metrics.became_ready(age.unsigned_abs());
-        }
+    if phase_changed
+        && after.phase == Some(Phase::Active)
+        && let Some(created) = &fcc.metadata.creation_timestamp
+    {
+        let age = Timestamp::now().duration_since(created.0);
+        ctx.metrics.became_ready(age.unsigned_abs());
     }
     if phase_changed || ready_reason(before) != ready_reason(Some(after)) {
         let warning = report.phase == Phase::Failed;

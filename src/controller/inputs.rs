@@ -4,6 +4,12 @@
 //! need cluster-wide list/watch on Secrets, and a `get` picks up a rotated key without a restart.
 //! Secret values never leave this module except as an [`ApiKey`], which cannot be printed.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
@@ -74,17 +80,74 @@ impl Diagnosis for Error {
     }
 }
 
-/// The Secrets of one namespace.
-pub struct Secrets {
-    api: Api<Secret>,
-    namespace: String,
+/// Secret reads shared by every resource for a few seconds: a thousand resources naming one
+/// Secret cost one `get`, not a thousand, and a rotated key is still picked up within `ttl`
+/// (at once after Console Connect refuses a key, see [`SecretCache::forget`]).
+pub struct SecretCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<SecretName, Read>>,
 }
 
-impl Secrets {
-    pub fn new(client: kube::Client, namespace: &str) -> Self {
+/// Namespace and name.
+type SecretName = (String, String);
+
+/// A Secret as read at one moment (`None`: it did not exist).
+type Read = (Instant, Option<Arc<Secret>>);
+
+impl SecretCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn get(
+        &self,
+        api: &Api<Secret>,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Secret>>, kube::Error> {
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some((read_at, secret)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && read_at.elapsed() < self.ttl
+        {
+            return Ok(secret.clone());
+        }
+        let secret = api.get_opt(name).await?.map(Arc::new);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (Instant::now(), secret.clone()));
+        Ok(secret)
+    }
+
+    /// Drops a Secret so that the next read sees its current content.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(namespace.to_owned(), name.to_owned()));
+    }
+}
+
+/// The Secrets of one namespace.
+pub struct Secrets<'a> {
+    api: Api<Secret>,
+    namespace: String,
+    cache: &'a SecretCache,
+}
+
+impl<'a> Secrets<'a> {
+    pub fn new(client: kube::Client, namespace: &str, cache: &'a SecretCache) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_owned(),
+            cache,
         }
     }
 
@@ -110,8 +173,8 @@ impl Secrets {
 
     async fn value(&self, name: &str, key: &str) -> Result<String, Error> {
         let secret = self
-            .api
-            .get_opt(name)
+            .cache
+            .get(&self.api, &self.namespace, name)
             .await
             .map_err(|source| Error::SecretUnreadable {
                 namespace: self.namespace.clone(),

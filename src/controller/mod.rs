@@ -37,11 +37,12 @@ use crate::{
     server::Readiness,
 };
 
-use self::{backoff::Backoff, cache::Catalog};
+use self::{backoff::Backoff, cache::Catalog, inputs::SecretCache};
 
 /// Guards the remote connection: the resource stays until the connection is disconnected.
 pub const FINALIZER: &str = "fastconnect.dev/connection";
 const CONTROLLER_NAME: &str = "fastconnect-operator";
+const PHASE_COUNT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// When trying again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +105,8 @@ pub struct Settings {
     pub poll_active: Duration,
     /// How long the port and metro lists are reused.
     pub catalog_ttl: Duration,
+    /// How long a Secret read is reused.
+    pub secret_ttl: Duration,
     /// First and longest delay of the retry backoff.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -119,6 +122,7 @@ impl Default for Settings {
             poll_progress: Duration::from_secs(5),
             poll_active: Duration::from_secs(60),
             catalog_ttl: Duration::from_secs(60),
+            secret_ttl: Duration::from_secs(10),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             concurrency: 32,
@@ -133,6 +137,7 @@ pub struct Context {
     pub api: cc::Client,
     pub settings: Settings,
     pub catalog: Catalog,
+    pub secrets: SecretCache,
     pub backoff: Backoff,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
@@ -152,6 +157,7 @@ impl Context {
         Self {
             recorder: Recorder::new(kube.clone(), reporter),
             catalog: Catalog::new(settings.catalog_ttl),
+            secrets: SecretCache::new(settings.secret_ttl),
             backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
             kube,
             api,
@@ -195,17 +201,33 @@ pub async fn run(ctx: Arc<Context>, namespaces: Namespaces, readiness: Readiness
             (run_one(api, ctx.clone(), reader.clone(), writer), reader)
         })
         .unzip();
+    let metrics = ctx.metrics.clone();
     let synced = async move {
-        for store in stores {
+        for store in &stores {
             if store.wait_until_ready().await.is_err() {
                 return;
             }
         }
         info!("watches synced; ready");
         readiness.set_ready();
+        count_phases(&stores, &metrics).await;
     };
-    let controllers = futures::future::join_all(controllers);
-    futures::future::join(controllers, synced).await;
+    let background = tokio::spawn(synced);
+    futures::future::join_all(controllers).await;
+    background.abort();
+}
+
+/// Keeps the resources-by-phase gauges current from the watch caches.
+async fn count_phases(stores: &[reflector::Store<FastConnectConnection>], metrics: &Metrics) {
+    let mut every = tokio::time::interval(PHASE_COUNT_INTERVAL);
+    loop {
+        every.tick().await;
+        let phases = stores
+            .iter()
+            .flat_map(|store| store.state())
+            .map(|fcc| fcc.status.as_ref().and_then(|s| s.phase));
+        metrics.set_phases(phases);
+    }
 }
 
 async fn run_one(

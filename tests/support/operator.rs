@@ -23,6 +23,7 @@ const TEST_ENV: &[(&str, &str)] = &[
     ("FCO_POLL_PROGRESS", "300ms"),
     ("FCO_POLL_ACTIVE", "2s"),
     ("FCO_CATALOG_TTL", "2s"),
+    ("FCO_SECRET_TTL", "1s"),
     ("FCO_BACKOFF_MIN", "200ms"),
     ("FCO_BACKOFF_MAX", "3s"),
     ("FCO_API_TIMEOUT", "3s"),
