@@ -235,6 +235,7 @@ async fn the_sample_reaches_active_with_kubectl_and_deleting_it_disconnects() {
     ]);
     env.operator = Some(Operator::start(&env.sandbox.url, ns));
 
+    env.operator().wait_ready().await;
     cluster::kubectl_ok(&[
         "-n",
         ns,
@@ -243,6 +244,10 @@ async fn the_sample_reaches_active_with_kubectl_and_deleting_it_disconnects() {
         "fcc/hk-oracle",
         "--timeout=60s",
     ]);
+    // The phase gauges are counted from the watch cache every few seconds.
+    env.operator()
+        .wait_metric(r#"fastconnect_connections{phase="Active"} 1"#)
+        .await;
     let table = cluster::kubectl_ok(&["-n", ns, "get", "fcc"]);
     let header: Vec<&str> = table
         .lines()

@@ -17,7 +17,10 @@ pub mod status;
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{
+    StreamExt,
+    future::{self, Either},
+};
 use kube::{
     Api, ResourceExt,
     api::ListParams,
@@ -212,9 +215,13 @@ pub async fn run(ctx: Arc<Context>, namespaces: Namespaces, readiness: Readiness
         readiness.set_ready();
         count_phases(&stores, &metrics).await;
     };
-    let background = tokio::spawn(synced);
-    futures::future::join_all(controllers).await;
-    background.abort();
+    // Polled in the controllers' own task, not spawned: a store's readiness signal wakes only
+    // one waiting task (kube-runtime's DelayedInit keeps a single waker), and the controller
+    // waits on it too.
+    let controllers = Box::pin(futures::future::join_all(controllers));
+    if let Either::Right(((), controllers)) = future::select(controllers, Box::pin(synced)).await {
+        controllers.await;
+    }
 }
 
 /// Keeps the resources-by-phase gauges current from the watch caches.

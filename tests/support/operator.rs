@@ -42,7 +42,10 @@ impl Operator {
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let metrics_addr = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fastconnect-operator"));
+        // FCO_OPERATOR_BIN runs another build, e.g. the static release binary the image ships.
+        let binary = std::env::var("FCO_OPERATOR_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_fastconnect-operator").to_owned());
+        let mut command = Command::new(binary);
         command
             .env("KUBECONFIG", cluster::kubeconfig_path())
             .env("FCO_API_BASE_URL", sandbox_url)
@@ -104,6 +107,43 @@ impl Operator {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits until `/readyz` answers 200 (the watches have synced).
+    pub async fn wait_ready(&self) {
+        let url = format!("http://{}/readyz", self.metrics_addr);
+        cluster::wait_for_ok("/readyz to answer 200", Duration::from_secs(30), || async {
+            let response = reqwest::get(&url).await.map_err(|e| e.to_string())?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                Err(response.status().to_string())
+            }
+        })
+        .await
+    }
+
+    /// Waits until `/metrics` contains `line`, and returns the exposition.
+    pub async fn wait_metric(&self, line: &str) -> String {
+        let url = format!("http://{}/metrics", self.metrics_addr);
+        cluster::wait_for_ok(
+            &format!("metric {line}"),
+            Duration::from_secs(30),
+            || async {
+                let text = reqwest::get(&url)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .text()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if text.contains(line) {
+                    Ok(text)
+                } else {
+                    Err("not yet".to_owned())
+                }
+            },
+        )
+        .await
     }
 
     /// The Prometheus exposition from `/metrics`.
