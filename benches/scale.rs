@@ -17,15 +17,13 @@ use std::{
 
 use fastconnect_operator::crd::{FastConnectConnection, Phase};
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api, Client, CustomResourceExt, ResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
-use serde_json::json;
 use support::{
-    cluster,
+    cluster, fixtures,
     operator::Operator,
     sandbox::{self, Sandbox},
 };
@@ -89,7 +87,7 @@ async fn run(n: usize, steady: Duration) -> Row {
     let client = cluster::client().await;
     cluster::apply_crd(&client, &FastConnectConnection::crd()).await;
     let ns = cluster::test_namespace(&client, &format!("bench-{n}")).await;
-    put_secret(
+    fixtures::put_secret(
         &client,
         &ns,
         "consoleconnect",
@@ -97,7 +95,7 @@ async fn run(n: usize, steady: Duration) -> Row {
         sandbox::DEFAULT_KEY,
     )
     .await;
-    put_secret(
+    fixtures::put_secret(
         &client,
         &ns,
         "oracle-vc",
@@ -258,38 +256,7 @@ impl Timeline {
 }
 
 fn resource(name: &str) -> FastConnectConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "fastconnect.dev/v1alpha1",
-        "kind": "FastConnectConnection",
-        "metadata": {"name": name},
-        "spec": {
-            "companyUsername": sandbox::DEFAULT_COMPANY,
-            "credentials": {
-                "apiKeySecretRef": {"name": "consoleconnect"},
-                "oracleOcidSecretRef": {"name": "oracle-vc"}
-            },
-            "sourcePort": {"name": sandbox::PORT_10G.name},
-            "destination": {"metro": "HKG"},
-            "speedMbps": 100,
-            "term": {"duration": 1, "unit": "m"}
-        }
-    }))
-    .expect("valid resource")
-}
-
-async fn put_secret(client: &Client, ns: &str, name: &str, key: &str, value: &str) {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some([(key.to_owned(), ByteString(value.as_bytes().to_vec()))].into()),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("secret");
+    serde_json::from_value(fixtures::small_connection(name)).expect("valid resource")
 }
 
 async fn sandbox_total(sandbox: &Sandbox) -> u64 {

@@ -16,15 +16,15 @@ use std::{
 
 use fastconnect_operator::crd::{FastConnectConnection, Phase};
 use futures::{StreamExt, stream};
-use k8s_openapi::{ByteString, api::core::v1::Event as CoreEvent, api::core::v1::Secret};
+use k8s_openapi::api::core::v1::Event as CoreEvent;
 use kube::{
-    Api, Client, CustomResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+    Api, CustomResourceExt,
+    api::{DeleteParams, ListParams, PostParams},
 };
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::{
-    cluster,
+    cluster, fixtures,
     operator::Operator,
     sandbox::{self, Sandbox},
 };
@@ -132,39 +132,8 @@ impl Chaos {
     }
 }
 
-async fn put_secret(client: &Client, ns: &str, name: &str, key: &str, value: &str) {
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some([(key.to_owned(), ByteString(value.as_bytes().to_vec()))].into()),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("secret");
-}
-
 fn resource(name: &str) -> FastConnectConnection {
-    serde_json::from_value(json!({
-        "apiVersion": "fastconnect.dev/v1alpha1",
-        "kind": "FastConnectConnection",
-        "metadata": {"name": name},
-        "spec": {
-            "companyUsername": sandbox::DEFAULT_COMPANY,
-            "credentials": {
-                "apiKeySecretRef": {"name": "consoleconnect"},
-                "oracleOcidSecretRef": {"name": "oracle-vc"}
-            },
-            "sourcePort": {"name": sandbox::PORT_10G.name},
-            "destination": {"metro": "HKG"},
-            "speedMbps": 100,
-            "term": {"duration": 1, "unit": "m"}
-        }
-    }))
-    .expect("valid resource")
+    serde_json::from_value(fixtures::small_connection(name)).expect("valid resource")
 }
 
 async fn phases(fccs: &Api<FastConnectConnection>) -> Vec<(String, Option<Phase>, Option<String>)> {
@@ -204,8 +173,8 @@ async fn converges_under_faults_and_kills_and_cleans_up_completely() {
     let client = cluster::client().await;
     cluster::apply_crd(&client, &FastConnectConnection::crd()).await;
     let ns = cluster::test_namespace(&client, "faults").await;
-    put_secret(&client, &ns, "consoleconnect", "apiKey", API_KEY).await;
-    put_secret(&client, &ns, "oracle-vc", "ocid", OCID).await;
+    fixtures::put_secret(&client, &ns, "consoleconnect", "apiKey", API_KEY).await;
+    fixtures::put_secret(&client, &ns, "oracle-vc", "ocid", OCID).await;
     let sandbox = Sandbox::start(&[
         "--creating-delay",
         "500ms",

@@ -10,17 +10,14 @@ use fastconnect_operator::{
     leader::{LeaseConfig, LeaseLock},
 };
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::{
-    ByteString,
-    api::{coordination::v1::Lease, core::v1::Secret},
-};
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::{
     Api, Client, CustomResourceExt,
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 use support::{
-    cluster,
+    cluster, fixtures,
     operator::Operator,
     sandbox::{self, Sandbox},
 };
@@ -183,22 +180,7 @@ impl Env {
     }
 
     async fn put_secret(&self, name: &str, key: &str, value: &str) {
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            data: Some([(key.to_owned(), ByteString(value.as_bytes().to_vec()))].into()),
-            ..Default::default()
-        };
-        Api::<Secret>::namespaced(self.client.clone(), &self.ns)
-            .patch(
-                name,
-                &PatchParams::apply("tests").force(),
-                &Patch::Apply(&secret),
-            )
-            .await
-            .expect("secret applied");
+        fixtures::put_secret(&self.client, &self.ns, name, key, value).await;
     }
 
     /// An operator replica named `pod` with leader election on.
@@ -231,22 +213,7 @@ impl Env {
 
     /// Creates the demo sample under `name`.
     async fn create(&self, name: &str) {
-        let object = json!({
-            "apiVersion": "fastconnect.dev/v1alpha1",
-            "kind": "FastConnectConnection",
-            "metadata": {"name": name},
-            "spec": {
-                "companyUsername": sandbox::DEFAULT_COMPANY,
-                "credentials": {
-                    "apiKeySecretRef": {"name": "consoleconnect"},
-                    "oracleOcidSecretRef": {"name": "oracle-vc"}
-                },
-                "sourcePort": {"name": sandbox::PORT_1G.name},
-                "destination": {"metro": "HKG"},
-                "speedMbps": 1000,
-                "term": {"duration": 1, "unit": "m"}
-            }
-        });
+        let object = fixtures::connection(name);
         let fcc: FastConnectConnection = serde_json::from_value(object).expect("valid object");
         self.fccs
             .create(&PostParams::default(), &fcc)

@@ -10,17 +10,15 @@ use fastconnect_operator::{
     crd::{FastConnectConnection, Phase},
 };
 use k8s_openapi::{
-    ByteString,
-    api::core::v1::{Event as CoreEvent, Secret},
-    apimachinery::pkg::apis::meta::v1::Condition,
+    api::core::v1::Event as CoreEvent, apimachinery::pkg::apis::meta::v1::Condition,
 };
 use kube::{
     Api, Client, CustomResourceExt,
-    api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, PostParams},
 };
 use serde_json::{Value, json};
 use support::{
-    cluster,
+    cluster, fixtures,
     operator::Operator,
     sandbox::{self, Faults, Sandbox},
 };
@@ -67,42 +65,12 @@ impl Env {
     }
 
     async fn put_secret(&self, name: &str, key: &str, value: &str) {
-        let secret = Secret {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            data: Some([(key.to_owned(), ByteString(value.as_bytes().to_vec()))].into()),
-            ..Default::default()
-        };
-        Api::<Secret>::namespaced(self.client.clone(), &self.ns)
-            .patch(
-                name,
-                &PatchParams::apply("tests").force(),
-                &Patch::Apply(&secret),
-            )
-            .await
-            .expect("secret applied");
+        fixtures::put_secret(&self.client, &self.ns, name, key, value).await;
     }
 
     /// Creates a connection resource: the demo sample changed by `edit`.
     async fn create(&self, name: &str, edit: impl FnOnce(&mut Value)) -> FastConnectConnection {
-        let mut object = json!({
-            "apiVersion": "fastconnect.dev/v1alpha1",
-            "kind": "FastConnectConnection",
-            "metadata": {"name": name},
-            "spec": {
-                "companyUsername": sandbox::DEFAULT_COMPANY,
-                "credentials": {
-                    "apiKeySecretRef": {"name": "consoleconnect"},
-                    "oracleOcidSecretRef": {"name": "oracle-vc"}
-                },
-                "sourcePort": {"name": sandbox::PORT_1G.name},
-                "destination": {"metro": "HKG"},
-                "speedMbps": 1000,
-                "term": {"duration": 1, "unit": "m"}
-            }
-        });
+        let mut object = fixtures::connection(name);
         edit(&mut object);
         let fcc: FastConnectConnection = serde_json::from_value(object).expect("valid object");
         self.fccs

@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod fixtures;
 pub mod operator;
 pub mod sandbox;
