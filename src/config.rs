@@ -1,12 +1,12 @@
 //! Command line and environment configuration of the operator.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
 use clap::Parser;
 use url::Url;
 
 use crate::{
-    consoleconnect::{ClientConfig, DEFAULT_BASE_URL},
+    consoleconnect::{ClientConfig, DEFAULT_BASE_URL, RateLimit},
     controller::{Namespaces, Settings},
     leader::LeaseConfig,
     telemetry::LogFormat,
@@ -52,6 +52,28 @@ pub struct Config {
     /// Longest retry delay.
     #[arg(long, env = "FCO_BACKOFF_MAX", default_value = "5m", value_parser = humantime::parse_duration)]
     pub backoff_max: Duration,
+
+    /// How long an order whose answer was lost (timeout, 5xx) is looked for by name before it
+    /// is placed again. Must exceed the API timeout plus the time Console Connect takes to list
+    /// a new connection; see docs/design.md.
+    #[arg(long, env = "FCO_ORDER_SETTLE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub order_settle: Duration,
+
+    /// Connections asked for per page of a Console Connect search.
+    #[arg(long, env = "FCO_SEARCH_PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub search_page_size: u32,
+
+    /// Pages one search may read before it fails loudly instead of returning part of a list.
+    #[arg(long, env = "FCO_SEARCH_MAX_PAGES", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub search_max_pages: u32,
+
+    /// Console Connect requests per second per company (a token bucket); 0 turns it off.
+    #[arg(long, env = "FCO_API_RATE_LIMIT", default_value_t = 10)]
+    pub api_rate_limit: u32,
+
+    /// Requests that may go at once before --api-rate-limit paces them.
+    #[arg(long, env = "FCO_API_RATE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_rate_burst: u32,
 
     /// Resources reconciled at the same time.
     #[arg(long, env = "FCO_CONCURRENCY", default_value_t = 32)]
@@ -110,6 +132,12 @@ impl Config {
             base_url: self.api_base_url.clone(),
             connect_timeout: self.api_connect_timeout,
             request_timeout: self.api_timeout,
+            page_size: self.search_page_size,
+            max_pages: self.search_max_pages,
+            rate_limit: NonZeroU32::new(self.api_rate_limit).map(|per_second| RateLimit {
+                per_second,
+                burst: NonZeroU32::new(self.api_rate_burst).unwrap_or(NonZeroU32::MIN),
+            }),
         }
     }
 
@@ -118,6 +146,7 @@ impl Config {
             poll_progress: self.poll_progress,
             poll_active: self.poll_active,
             catalog_ttl: self.catalog_ttl,
+            order_settle: self.order_settle,
             secret_ttl: self.secret_ttl,
             backoff_min: self.backoff_min,
             backoff_max: self.backoff_max,

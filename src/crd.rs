@@ -97,8 +97,9 @@ pub struct FastConnectConnectionSpec {
     /// The Oracle metro to connect to.
     pub destination: Destination,
 
-    /// The name of the connection in Console Connect. Defaults to `<namespace>-<name>`. It must
-    /// be unique in your company: the operator uses it to find an order after a crash.
+    /// The name of the connection in Console Connect. Defaults to `<namespace>.<name>` (a
+    /// namespace has no dots, so no two resources share it). It must be unique in your company:
+    /// the operator uses it to find an order whose answer was lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub connection_name: Option<String>,
@@ -327,6 +328,17 @@ pub struct FastConnectConnectionStatus {
     /// that after a crash the operator looks for the connection instead of ordering again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordered_at: Option<String>,
+    /// When the operator confirmed, after the settle window, that exactly one live connection
+    /// carries this order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
+    /// The generation of the spec Console Connect refused to order; nothing is ordered again
+    /// until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_generation: Option<i64>,
+    /// When the operator asked Console Connect to disconnect the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnect_requested_at: Option<String>,
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -412,14 +424,24 @@ pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
 }
 
 impl FastConnectConnection {
-    /// The connection's name in Console Connect: the spec's, or `<namespace>-<name>`.
+    /// The connection's name in Console Connect: the spec's, or `<namespace>.<name>`. A
+    /// namespace cannot contain a dot, so the default cannot collide across namespaces.
     pub fn connection_name(&self) -> String {
         if let Some(name) = &self.spec.connection_name {
             return name.clone();
         }
         let namespace = self.metadata.namespace.as_deref().unwrap_or("default");
         let name = self.metadata.name.as_deref().unwrap_or_default();
-        format!("{namespace}-{name}")
+        format!("{namespace}.{name}")
+    }
+
+    /// The name the order was placed under: the one recorded in status (resources ordered
+    /// before the default changed keep theirs), else [`Self::connection_name`].
+    pub fn ordered_name(&self) -> String {
+        self.status
+            .as_ref()
+            .and_then(|s| s.connection_name.clone())
+            .unwrap_or_else(|| self.connection_name())
     }
 }
 
@@ -456,9 +478,20 @@ mod tests {
         let mut fcc =
             FastConnectConnection::new("hk-oracle", serde_json::from_value(spec()).unwrap());
         fcc.metadata.namespace = Some("network".into());
-        assert_eq!(fcc.connection_name(), "network-hk-oracle");
+        assert_eq!(fcc.connection_name(), "network.hk-oracle");
         fcc.spec.connection_name = Some("custom".into());
         assert_eq!(fcc.connection_name(), "custom");
+    }
+
+    #[test]
+    fn default_names_do_not_collide_across_namespaces() {
+        let named = |namespace: &str, name: &str| {
+            let mut fcc = FastConnectConnection::new(name, serde_json::from_value(spec()).unwrap());
+            fcc.metadata.namespace = Some(namespace.into());
+            fcc.connection_name()
+        };
+        assert_ne!(named("team-a", "x"), named("team", "a-x"));
+        assert_ne!(named("team-a", "x.y"), named("team", "a-x.y"));
     }
 
     #[test]

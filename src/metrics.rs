@@ -52,6 +52,7 @@ pub struct Metrics {
     request_duration: Family<EndpointLabels, Histogram>,
     throttled: Counter,
     connections_ordered: Counter,
+    duplicate_connections: Counter,
     phases: Family<PhaseLabels, Gauge>,
     time_to_ready: Histogram,
 }
@@ -75,6 +76,7 @@ impl Metrics {
         });
         let throttled = Counter::default();
         let connections_ordered = Counter::default();
+        let duplicate_connections = Counter::default();
         let phases = Family::<PhaseLabels, Gauge>::default();
         // From seconds (sandbox, instant approval) to days (a human approves at Support).
         let time_to_ready = Histogram::new(exponential_buckets(1.0, 4.0, 10));
@@ -115,6 +117,11 @@ impl Metrics {
             connections_ordered.clone(),
         );
         registry.register(
+            "duplicate_connections_found",
+            "Resources found to have more than one live connection carrying their order",
+            duplicate_connections.clone(),
+        );
+        registry.register(
             "connections",
             "FastConnectConnection resources by phase, as last reconciled by this process",
             phases.clone(),
@@ -135,6 +142,7 @@ impl Metrics {
             request_duration,
             throttled,
             connections_ordered,
+            duplicate_connections,
             phases,
         }
     }
@@ -160,6 +168,10 @@ impl Metrics {
 
     pub fn connection_ordered(&self) {
         self.connections_ordered.inc();
+    }
+
+    pub fn duplicate_connections_found(&self) {
+        self.duplicate_connections.inc();
     }
 
     /// Moves one resource from one phase gauge to another.
@@ -233,7 +245,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.observe_request(Endpoint::CreateLayer2, Some(200), Duration::from_millis(5));
         metrics.observe_request(
-            Endpoint::ListConnections,
+            Endpoint::SearchConnections,
             Some(429),
             Duration::from_millis(5),
         );

@@ -9,7 +9,7 @@ pub enum Endpoint {
     OracleMetros,
     CreateLayer2,
     GetConnection,
-    ListConnections,
+    SearchConnections,
     DeleteConnection,
 }
 
@@ -19,7 +19,7 @@ impl Endpoint {
         Endpoint::OracleMetros,
         Endpoint::CreateLayer2,
         Endpoint::GetConnection,
-        Endpoint::ListConnections,
+        Endpoint::SearchConnections,
         Endpoint::DeleteConnection,
     ];
 
@@ -30,7 +30,7 @@ impl Endpoint {
             Endpoint::OracleMetros => "oracle_metros",
             Endpoint::CreateLayer2 => "create_layer2",
             Endpoint::GetConnection => "get_connection",
-            Endpoint::ListConnections => "list_connections",
+            Endpoint::SearchConnections => "search_connections",
             Endpoint::DeleteConnection => "delete_connection",
         }
     }
@@ -49,8 +49,8 @@ impl Endpoint {
             Endpoint::ListPorts => "/api/company/{company}/ports",
             Endpoint::OracleMetros => "/api/company/oracle/metro/capabilities",
             Endpoint::CreateLayer2 => "/api/v2/company/{company}/connections/layer2",
-            Endpoint::GetConnection => "/api/company/{company}/connections/{id}",
-            Endpoint::ListConnections => "/api/company/{company}/connections",
+            Endpoint::GetConnection => "/api/v2/company/{company}/connections/{id}",
+            Endpoint::SearchConnections => "/api/v2/company/{company}/connections",
             Endpoint::DeleteConnection => "/api/v2/company/{company}/connections/{id}",
         }
     }

@@ -14,6 +14,14 @@ pub enum Error {
     /// 401 or 403: the key is wrong, revoked, or does not belong to the company.
     #[error("Console Connect refused the API key (HTTP {status}): {message}")]
     Unauthorized { status: u16, message: String },
+    /// 401 "Access denied": the key is valid but lacks a permission. `needs` lists the
+    /// actions the service named (`accessRequests`).
+    #[error(
+        "the API key may not do this in Console Connect (HTTP {status}: access denied{}); \
+         grant the key's user these permissions or use another key",
+        needs_suffix(needs)
+    )]
+    AccessDenied { status: u16, needs: Vec<String> },
     #[error("not found on Console Connect: {message}")]
     NotFound { message: String },
     /// 400 or 422; `message` is the service's own explanation.
@@ -51,6 +59,7 @@ impl Error {
             | Error::Timeout { .. } => true,
             Error::UnexpectedStatus { status, .. } => *status == 408,
             Error::Unauthorized { .. }
+            | Error::AccessDenied { .. }
             | Error::NotFound { .. }
             | Error::InvalidRequest { .. }
             | Error::Decode { .. } => false,
@@ -69,6 +78,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Unauthorized { status, .. }
+            | Error::AccessDenied { status, .. }
             | Error::InvalidRequest { status, .. }
             | Error::Server { status, .. }
             | Error::UnexpectedStatus { status, .. } => Some(*status),
@@ -82,6 +92,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Unauthorized { .. } => "unauthorized",
+            Error::AccessDenied { .. } => "access_denied",
             Error::NotFound { .. } => "not_found",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::Throttled { .. } => "throttled",
@@ -91,6 +102,29 @@ impl Error {
             Error::Decode { .. } => "decode",
             Error::UnexpectedStatus { .. } => "unexpected_status",
         }
+    }
+}
+
+impl Error {
+    /// A refusal saying the connection name is already used in the company. The service's
+    /// wording is not documented: this is our reading, kept in this one place.
+    pub fn is_name_in_use(&self) -> bool {
+        let Error::InvalidRequest { message, .. } = self else {
+            return false;
+        };
+        let message = message.to_ascii_lowercase();
+        message.contains("name")
+            && ["in use", "already", "exists", "taken", "duplicate", "unique"]
+                .iter()
+                .any(|hint| message.contains(hint))
+    }
+}
+
+fn needs_suffix(needs: &[String]) -> String {
+    if needs.is_empty() {
+        String::new()
+    } else {
+        format!("; needs {}", needs.join(", "))
     }
 }
 
@@ -116,6 +150,9 @@ pub(crate) fn from_response(
     key: &ApiKey,
 ) -> Error {
     let message = || redact(&service_message(status, body), key);
+    if let Some(needs) = access_denied(status, body) {
+        return Error::AccessDenied { status, needs };
+    }
     match status {
         401 | 403 => Error::Unauthorized {
             status,
@@ -139,6 +176,33 @@ pub(crate) fn from_response(
             message: message(),
         },
     }
+}
+
+/// A 401/403 whose body says "Access denied" or lists `accessRequests` is a missing permission,
+/// not a bad key (the spec's example of a permission denial). The actions are kept: they say
+/// which permission to grant, and carry no secret.
+fn access_denied(status: u16, body: &[u8]) -> Option<Vec<String>> {
+    if !matches!(status, 401 | 403) {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = json.get("error").filter(|e| e.is_object()).unwrap_or(&json);
+    let requests = error.get("accessRequests").and_then(|r| r.as_array());
+    let denied = error
+        .get("message")
+        .and_then(|m| m.as_str())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("access denied"));
+    if requests.is_none() && !denied {
+        return None;
+    }
+    let needs = requests
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("action").and_then(|a| a.as_str()))
+        .map(|action| truncate(action).chars().take(80).collect())
+        .take(5)
+        .collect();
+    Some(needs)
 }
 
 /// `Retry-After` is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
@@ -264,6 +328,57 @@ mod tests {
         assert_eq!(
             from_response(429, Some("soon"), b"", &k),
             Error::Throttled { retry_after: None }
+        );
+    }
+
+    #[test]
+    fn access_denied_is_not_a_refused_key() {
+        let k = key();
+        let spec = br#"{"error":{"accessRequests":[{"action":"network:CreateConnection","resource":"cc-api:network::1:Connection/*"}],"message":"Access denied","status":401,"statusCode":401}}"#;
+        let err = from_response(401, None, spec, &k);
+        assert_eq!(
+            err,
+            Error::AccessDenied {
+                status: 401,
+                needs: vec!["network:CreateConnection".into()]
+            }
+        );
+        assert!(err.to_string().contains("needs network:CreateConnection"), "{err}");
+        assert!(!err.is_retryable());
+        let flat = br#"{"message":"Access denied","status":401,"statusCode":401}"#;
+        assert!(matches!(from_response(401, None, flat, &k), Error::AccessDenied { .. }));
+        let bad_key = br#"{"error":{"statusCode":401,"name":"UnauthorizedError","message":"Invalid API key"}}"#;
+        assert!(matches!(from_response(401, None, bad_key, &k), Error::Unauthorized { .. }));
+        assert!(matches!(from_response(401, None, b"denied", &k), Error::Unauthorized { .. }));
+    }
+
+    #[test]
+    fn every_documented_error_shape_gives_its_message() {
+        let shapes: [&[u8]; 3] = [
+            br#"{"error":{"statusCode":400,"name":"BadRequestError","message":"speed too high"}}"#,
+            br#"{"statusCode":400,"name":"BadRequestError","message":"speed too high"}"#,
+            br#"{"message":"speed too high","status":400,"statusCode":400}"#,
+        ];
+        for body in shapes {
+            assert_eq!(service_message(400, body), "speed too high");
+        }
+    }
+
+    #[test]
+    fn name_in_use_is_recognised_only_on_refusals_naming_the_name() {
+        let refused = |message: &str| Error::InvalidRequest {
+            status: 400,
+            message: message.into(),
+        };
+        assert!(refused("Connection name 'net.a' is already in use").is_name_in_use());
+        assert!(refused("A connection with this name already exists").is_name_in_use());
+        assert!(!refused("'speed' exceeds the port's capacity").is_name_in_use());
+        assert!(
+            !Error::Server {
+                status: 500,
+                message: "name already in use".into()
+            }
+            .is_name_in_use()
         );
     }
 

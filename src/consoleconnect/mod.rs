@@ -10,9 +10,14 @@ mod error;
 mod key;
 mod types;
 
+use std::collections::HashSet;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Jitter, Quota};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use serde::de::DeserializeOwned;
@@ -22,8 +27,9 @@ pub use endpoint::{Endpoint, endpoint_label};
 pub use error::Error;
 pub use key::ApiKey;
 pub use types::{
-    ClassOfService, Connection, ConnectionStatus, DurationUnit, Layer2Request, Metro,
-    MetroCapabilities, PaymentType, Port, PortStatus, Speed,
+    AssignedVlans, Capacity, ClassOfService, Connection, ConnectionStatus, DurationUnit,
+    Layer2Request, Metro, MetroCapabilities, PaymentType, PendingRequest, Port, PortStatus,
+    SEARCHED_STATUSES, Speed,
 };
 
 use error::{describe_transport, from_response, redact, truncate};
@@ -35,6 +41,12 @@ pub const USER_AGENT: &str = concat!("fastconnect-operator/", env!("CARGO_PKG_VE
 /// Bodies beyond this are refused rather than buffered; a list of many thousands of connections
 /// stays far below it.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The rate-limit bucket of calls that name no company (Oracle's metros).
+const ORACLE_SCOPE: &str = "oracle";
+
+/// Spreads requests released by the rate limiter at the same instant.
+const RATE_JITTER: Duration = Duration::from_millis(20);
 
 /// Called after every request with the endpoint, the HTTP status (`None` when no response
 /// arrived) and the time taken.
@@ -53,6 +65,19 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Limit for a whole request, from sending to the last byte of the body.
     pub request_timeout: Duration,
+    /// Results asked for per page of a connection search.
+    pub page_size: u32,
+    /// Pages one search may take before it fails rather than return a partial list.
+    pub max_pages: u32,
+    /// Requests per second to one company, with bursts of up to `burst`; `None` sends at will.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket: `per_second` requests a second on average, at most `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
 }
 
 impl Default for ClientConfig {
@@ -61,6 +86,12 @@ impl Default for ClientConfig {
             base_url: default_base_url(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            page_size: 100,
+            max_pages: 200,
+            rate_limit: Some(RateLimit {
+                per_second: NonZeroU32::MIN.saturating_add(9),
+                burst: NonZeroU32::MIN.saturating_add(19),
+            }),
         }
     }
 }
@@ -79,6 +110,19 @@ pub struct Client {
     http: reqwest::Client,
     base_url: Url,
     observer: Option<Observer>,
+    paging: Arc<Paging>,
+    limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+}
+
+/// How the service pages searches, as learnt from its answers.
+#[derive(Debug)]
+struct Paging {
+    page_size: u32,
+    max_pages: u32,
+    /// The service has filled a page of `page_size`, so it honours our `count`, and a shorter
+    /// page is the last. Until then a short page may only mean a smaller maximum page size of
+    /// the service's (none is documented), so the search reads on until an empty page.
+    honours_count: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -113,10 +157,20 @@ impl Client {
                 endpoint: None,
                 message: describe_transport(err),
             })?;
+        let limiter = config.rate_limit.map(|limit| {
+            let quota = Quota::per_second(limit.per_second).allow_burst(limit.burst);
+            Arc::new(DefaultKeyedRateLimiter::keyed(quota))
+        });
         Ok(Client {
             http,
             base_url,
             observer: None,
+            paging: Arc::new(Paging {
+                page_size: config.page_size.max(1),
+                max_pages: config.max_pages.max(1),
+                honours_count: AtomicBool::new(false),
+            }),
+            limiter,
         })
     }
 
@@ -135,7 +189,7 @@ impl Client {
         let endpoint = Endpoint::ListPorts;
         let url = self.url(&["api", "company", segment(company, "company")?, "ports"]);
         let request = self.http.get(url).query(&[("deleted", "false")]);
-        let body = self.call(endpoint, key, request).await?;
+        let body = self.call(endpoint, company, key, request).await?;
         Ok(decode::<Results<Port>>(endpoint, &body, key)?.results)
     }
 
@@ -143,7 +197,9 @@ impl Client {
     pub async fn oracle_metros(&self, key: &ApiKey) -> Result<Vec<Metro>, Error> {
         let endpoint = Endpoint::OracleMetros;
         let url = self.url(&["api", "company", "oracle", "metro", "capabilities"]);
-        let body = self.call(endpoint, key, self.http.get(url)).await?;
+        let body = self
+            .call(endpoint, ORACLE_SCOPE, key, self.http.get(url))
+            .await?;
         Ok(decode::<Results<Metro>>(endpoint, &body, key)?.results)
     }
 
@@ -165,11 +221,12 @@ impl Client {
             "layer2",
         ]);
         let body = self
-            .call(endpoint, key, self.http.put(url).json(request))
+            .call(endpoint, company, key, self.http.put(url).json(request))
             .await?;
         decode(endpoint, &body, key)
     }
 
+    /// One connection, by id (`GET /api/v2/company/{company}/connections/{id}`).
     pub async fn get_connection(
         &self,
         key: &ApiKey,
@@ -179,28 +236,77 @@ impl Client {
         let endpoint = Endpoint::GetConnection;
         let url = self.url(&[
             "api",
+            "v2",
             "company",
             segment(company, "company")?,
             "connections",
             segment(id, "connection id")?,
         ]);
-        let body = self.call(endpoint, key, self.http.get(url)).await?;
+        let body = self.call(endpoint, company, key, self.http.get(url)).await?;
         decode(endpoint, &body, key)
     }
 
-    pub async fn list_connections(
+    /// Every connection of `company` with `status`, read page by page (the search is paged and
+    /// its `status` filter is required). Fails rather than return a partial list: a page that
+    /// brings nothing new (the service ignored `page`), or more than `max_pages` pages.
+    pub async fn search_connections(
         &self,
         key: &ApiKey,
         company: &str,
+        status: &str,
     ) -> Result<Vec<Connection>, Error> {
-        let endpoint = Endpoint::ListConnections;
+        let paging = &self.paging;
+        let mut found: Vec<Connection> = Vec::new();
+        let mut seen = HashSet::new();
+        for page in 1..=paging.max_pages {
+            let batch = self.search_page(key, company, status, page).await?;
+            let len = batch.len();
+            let before = found.len();
+            // A connection listed again (the list moved while we paged) is kept once.
+            found.extend(batch.into_iter().filter(|c| seen.insert(c.id.clone())));
+            if len == 0 {
+                return Ok(found);
+            }
+            if found.len() == before {
+                return Err(paging_error(format!(
+                    "page {page} of the {status} search repeats earlier pages; the service \
+                     seems to ignore `page`"
+                )));
+            }
+            if len >= paging.page_size as usize {
+                paging.honours_count.store(true, Ordering::Relaxed);
+            } else if paging.honours_count.load(Ordering::Relaxed) {
+                return Ok(found);
+            }
+        }
+        Err(paging_error(format!(
+            "the {status} search has more than {} pages of {}; raise --search-max-pages",
+            paging.max_pages, paging.page_size
+        )))
+    }
+
+    async fn search_page(
+        &self,
+        key: &ApiKey,
+        company: &str,
+        status: &str,
+        page: u32,
+    ) -> Result<Vec<Connection>, Error> {
+        let endpoint = Endpoint::SearchConnections;
         let url = self.url(&[
             "api",
+            "v2",
             "company",
             segment(company, "company")?,
             "connections",
         ]);
-        let body = self.call(endpoint, key, self.http.get(url)).await?;
+        let query = [
+            ("page", page.to_string()),
+            ("count", self.paging.page_size.to_string()),
+            ("status", status.to_owned()),
+        ];
+        let request = self.http.get(url).query(&query);
+        let body = self.call(endpoint, company, key, request).await?;
         Ok(decode::<Results<Connection>>(endpoint, &body, key)?.results)
     }
 
@@ -220,7 +326,8 @@ impl Client {
             "connections",
             segment(id, "connection id")?,
         ]);
-        self.call(endpoint, key, self.http.delete(url)).await?;
+        self.call(endpoint, company, key, self.http.delete(url))
+            .await?;
         Ok(())
     }
 
@@ -233,16 +340,23 @@ impl Client {
         url
     }
 
-    /// Sends one request; any non-2xx answer becomes an error. Never retries.
+    /// Sends one request, within the company's rate limit; any non-2xx answer becomes an
+    /// error. Never retries.
     async fn call(
         &self,
         endpoint: Endpoint,
+        company: &str,
         key: &ApiKey,
         request: reqwest::RequestBuilder,
     ) -> Result<RawResponse, Error> {
         let request = request
             .header(AUTHORIZATION, bearer(key)?)
             .header(ACCEPT, "application/json");
+        if let Some(limiter) = &self.limiter {
+            limiter
+                .until_key_ready_with_jitter(&company.to_owned(), Jitter::up_to(RATE_JITTER))
+                .await;
+        }
         let started = Instant::now();
         let (status, result) = exchange(endpoint, request).await;
         if let Some(observer) = &self.observer {
@@ -298,6 +412,13 @@ async fn exchange(
         body,
     };
     (Some(status), Ok(raw))
+}
+
+fn paging_error(message: String) -> Error {
+    Error::Decode {
+        endpoint: Endpoint::SearchConnections,
+        message,
+    }
 }
 
 fn transport_error(endpoint: Endpoint, err: reqwest::Error) -> Error {

@@ -31,12 +31,12 @@ pub struct Snapshot<T> {
 
 type Slot<T> = Arc<tokio::sync::Mutex<Option<Arc<Snapshot<T>>>>>;
 
-/// One list per scope, fetched at most once per freshness window.
-struct ListCache<T> {
-    slots: Mutex<HashMap<Scope, Slot<T>>>,
+/// One list per key, fetched at most once per freshness window.
+struct ListCache<T, K = Scope> {
+    slots: Mutex<HashMap<K, Slot<T>>>,
 }
 
-impl<T> Default for ListCache<T> {
+impl<T, K> Default for ListCache<T, K> {
     fn default() -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
@@ -44,8 +44,8 @@ impl<T> Default for ListCache<T> {
     }
 }
 
-impl<T> ListCache<T> {
-    fn slot(&self, scope: &Scope) -> Slot<T> {
+impl<T, K: Clone + Eq + std::hash::Hash> ListCache<T, K> {
+    fn slot(&self, scope: &K) -> Slot<T> {
         let mut slots = self
             .slots
             .lock()
@@ -57,7 +57,7 @@ impl<T> ListCache<T> {
     /// arriving during a fetch wait for it and share its result.
     async fn get<F, Fut>(
         &self,
-        scope: &Scope,
+        scope: &K,
         fresh_after: Instant,
         fetch: F,
     ) -> Result<Arc<Snapshot<T>>, ApiError>
@@ -113,7 +113,8 @@ pub struct Catalog {
     catalog_ttl: Duration,
     ports: ListCache<Port>,
     metros: ListCache<Metro>,
-    connections: ListCache<Connection>,
+    /// One search per status: the search's `status` filter is required.
+    connections: ListCache<Connection, (Scope, String)>,
     throttle: Throttle,
 }
 
@@ -166,10 +167,11 @@ impl Catalog {
             .await
     }
 
-    /// The company's connections as fetched at or after `fresh_after`.
+    /// The company's connections with `status`, as searched at or after `fresh_after`.
     pub async fn connections<F, Fut>(
         &self,
         scope: &Scope,
+        status: &str,
         fresh_after: Instant,
         fetch: F,
     ) -> Result<Arc<Snapshot<Connection>>, ApiError>
@@ -177,7 +179,8 @@ impl Catalog {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<Connection>, ApiError>>,
     {
-        self.guarded(scope, self.connections.get(scope, fresh_after, fetch))
+        let key = (scope.clone(), status.to_owned());
+        self.guarded(scope, self.connections.get(&key, fresh_after, fetch))
             .await
     }
 
@@ -229,7 +232,7 @@ mod tests {
             Ok(Vec::new())
         };
         let reads =
-            (0..20).map(|_| catalog.connections(&scope, ago(Duration::from_secs(5)), fetch));
+            (0..20).map(|_| catalog.connections(&scope, "ACTIVE", ago(Duration::from_secs(5)), fetch));
         for result in futures::future::join_all(reads).await {
             result.unwrap();
         }
@@ -246,11 +249,11 @@ mod tests {
             Ok(Vec::new())
         };
         catalog
-            .connections(&scope, ago(Duration::from_secs(5)), fetch)
+            .connections(&scope, "ACTIVE", ago(Duration::from_secs(5)), fetch)
             .await
             .unwrap();
         catalog
-            .connections(&scope, Instant::now(), fetch)
+            .connections(&scope, "ACTIVE", Instant::now(), fetch)
             .await
             .unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);

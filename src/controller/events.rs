@@ -11,6 +11,7 @@ use crate::crd::{FastConnectConnection, FastConnectConnectionStatus, Phase};
 
 use super::{
     Context,
+    reason::Reason,
     status::{self, Report},
 };
 
@@ -39,13 +40,16 @@ pub(super) async fn publish_transition(
         ctx.metrics.became_ready(age.unsigned_abs());
     }
     if phase_changed || ready_reason(before) != ready_reason(Some(after)) {
-        let warning = report.phase == Phase::Failed;
-        publish(ctx, fcc, warning, &report.reason, &report.message).await;
+        let warning = report.reason.is_warning();
+        publish(ctx, fcc, warning, report.reason.as_str(), &report.message).await;
     }
     if let Some((reason, message)) = &report.failure
-        && synced_reason(before).as_deref() != Some(*reason)
+        && synced_reason(before).as_deref() != Some(reason.as_str())
     {
-        publish(ctx, fcc, true, reason, message).await;
+        if *reason == Reason::DuplicateConnections {
+            ctx.metrics.duplicate_connections_found();
+        }
+        publish(ctx, fcc, true, reason.as_str(), message).await;
     }
 }
 

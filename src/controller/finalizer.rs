@@ -10,7 +10,10 @@ use serde_json::json;
 
 use crate::crd::FastConnectConnection;
 
-use super::{Error, FINALIZER, status};
+use super::{Error, status};
+
+/// Guards the remote connection: the resource stays until the connection is disconnected.
+pub const FINALIZER: &str = "fastconnect.dev/connection";
 
 pub(super) fn has_finalizer(fcc: &FastConnectConnection) -> bool {
     fcc.finalizers().iter().any(|f| f == FINALIZER)

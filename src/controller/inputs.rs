@@ -11,14 +11,27 @@ use std::{
 };
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
 
 use crate::{
     consoleconnect::ApiKey,
     crd::{ApiKeySecretRef, OcidSecretRef},
 };
 
-use super::{Diagnosis, Retry};
+use super::{Diagnosis, reason::Reason};
+
+/// Keeps an API key Secret while a connection made with it may exist: deleting a namespace
+/// deletes its Secrets and our resources together, and without the key nothing can be
+/// disconnected.
+pub const SECRET_FINALIZER: &str = "fastconnect.dev/api-key-in-use";
+
+/// The field manager that owns [`SECRET_FINALIZER`] and nothing else on a Secret, so that
+/// applying an empty list removes exactly our finalizer.
+const SECRET_GUARD_MANAGER: &str = "fastconnect-operator-secret-guard";
 
 /// What every FastConnect virtual circuit OCID starts with.
 const VIRTUAL_CIRCUIT_OCID_PREFIX: &str = "ocid1.virtualcircuit.";
@@ -61,22 +74,26 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("cannot guard Secret {namespace}/{name} with a finalizer: {source}")]
+    SecretUnguarded {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
+/// Secrets are not watched, so a fix to one is only seen by reading it again (backoff).
 impl Diagnosis for Error {
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> Reason {
         match self {
-            Error::SecretNotFound { .. } => "SecretNotFound",
-            Error::SecretKeyMissing { .. } => "SecretKeyMissing",
-            Error::SecretValueUnusable { .. } => "SecretValueUnusable",
-            Error::InvalidOcid { .. } => "InvalidOcid",
-            Error::SecretUnreadable { .. } => "SecretUnreadable",
+            Error::SecretNotFound { .. } => Reason::SecretNotFound,
+            Error::SecretKeyMissing { .. } => Reason::SecretKeyMissing,
+            Error::SecretValueUnusable { .. } => Reason::SecretValueUnusable,
+            Error::InvalidOcid { .. } => Reason::InvalidOcid,
+            Error::SecretUnreadable { .. } => Reason::SecretUnreadable,
+            Error::SecretUnguarded { .. } => Reason::KubernetesApiError,
         }
-    }
-
-    /// Secrets are not watched, so a fix to one is only seen by reading it again.
-    fn retry(&self) -> Retry {
-        Retry::Backoff { at_least: None }
     }
 }
 
@@ -171,16 +188,70 @@ impl<'a> Secrets<'a> {
         }
     }
 
+    /// Puts [`SECRET_FINALIZER`] on the API key Secret unless it is there already.
+    pub async fn guard(&self, secret: &ApiKeySecretRef) -> Result<(), Error> {
+        let current = self
+            .cache
+            .get(&self.api, &self.namespace, &secret.name)
+            .await
+            .map_err(|source| self.unreadable(&secret.name, source))?;
+        let guarded = current.as_ref().is_some_and(|s| {
+            s.metadata
+                .finalizers
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|f| f == SECRET_FINALIZER))
+        });
+        if guarded || current.is_none() {
+            return Ok(());
+        }
+        self.apply_guard(&secret.name, &[SECRET_FINALIZER]).await?;
+        self.cache.forget(&self.namespace, &secret.name);
+        Ok(())
+    }
+
+    /// Removes [`SECRET_FINALIZER`] from a Secret no resource needs any more.
+    pub async fn unguard(&self, name: &str) -> Result<(), Error> {
+        self.apply_guard(name, &[]).await?;
+        self.cache.forget(&self.namespace, name);
+        Ok(())
+    }
+
+    async fn apply_guard(&self, name: &str, finalizers: &[&str]) -> Result<(), Error> {
+        let patch = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "finalizers": finalizers},
+        });
+        match self
+            .api
+            .patch(name, &PatchParams::apply(SECRET_GUARD_MANAGER), &Patch::Apply(patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Gone already: nothing to guard or to release.
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(source) => Err(Error::SecretUnguarded {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    fn unreadable(&self, name: &str, source: kube::Error) -> Error {
+        Error::SecretUnreadable {
+            namespace: self.namespace.clone(),
+            name: name.to_owned(),
+            source,
+        }
+    }
+
     async fn value(&self, name: &str, key: &str) -> Result<String, Error> {
         let secret = self
             .cache
             .get(&self.api, &self.namespace, name)
             .await
-            .map_err(|source| Error::SecretUnreadable {
-                namespace: self.namespace.clone(),
-                name: name.to_owned(),
-                source,
-            })?;
+            .map_err(|source| self.unreadable(name, source))?;
         let Some(secret) = secret else {
             return Err(Error::SecretNotFound {
                 namespace: self.namespace.clone(),

@@ -1,16 +1,18 @@
 //! The reconciler of `FastConnectConnection`.
 //!
-//! A reconcile runs the steps in order: read inputs (Secrets) → resolve (port, metro) → act on the
-//! Console Connect API (order, adopt, observe, disconnect) → write status. Each step has its own
-//! error type; [`Diagnosis`] says for each error what the user sees and whether retrying helps.
+//! A reconcile runs the steps in order: read inputs (Secrets) → observe Console Connect → decide
+//! ([`decide`], pure) → act (order, adopt, disconnect, release) → write status. Each step has its
+//! own error type; [`Diagnosis`] gives each error its [`Reason`], which says what the user sees
+//! and whether retrying helps.
 
-mod apply;
 pub mod backoff;
 pub mod cache;
-mod cleanup;
+pub mod decide;
 mod events;
 mod finalizer;
 pub mod inputs;
+pub mod reason;
+mod reconcile;
 mod remote;
 pub mod resolve;
 pub mod status;
@@ -40,28 +42,20 @@ use crate::{
     server::Readiness,
 };
 
-use self::{backoff::Backoff, cache::Catalog, inputs::SecretCache};
-
-/// Guards the remote connection: the resource stays until the connection is disconnected.
-pub const FINALIZER: &str = "fastconnect.dev/connection";
+pub use self::finalizer::FINALIZER;
+pub use self::inputs::SECRET_FINALIZER;
+pub use self::reason::{Reason, Retry};
+use self::{backoff::Backoff, cache::Catalog, inputs::SecretCache, status::Report};
 const CONTROLLER_NAME: &str = "fastconnect-operator";
 const PHASE_COUNT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// When trying again can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Transient, or fixable outside the spec (a Secret, a port): retry with growing delays,
-    /// not sooner than `at_least` when the service said so.
-    Backoff { at_least: Option<Duration> },
-    /// Only a change of the spec can help: wait for one.
-    SpecChange,
-}
-
 /// What an error means for the resource.
 pub trait Diagnosis: std::error::Error {
-    /// The condition reason, in CamelCase.
-    fn reason(&self) -> &'static str;
-    fn retry(&self) -> Retry;
+    fn reason(&self) -> Reason;
+    /// The wait the service asked for, if any.
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,23 +72,27 @@ pub enum Error {
     Finalizer(#[source] kube::Error),
 }
 
+impl Error {
+    fn key_refused(&self) -> bool {
+        matches!(self, Error::Remote(e) if e.key_refused())
+    }
+}
+
 impl Diagnosis for Error {
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> Reason {
         match self {
             Error::Inputs(e) => e.reason(),
             Error::Resolve(e) => e.reason(),
             Error::Remote(e) => e.reason(),
-            Error::Status(status::Error::Conflict) => "Conflict",
-            Error::Status(_) | Error::Finalizer(_) => "KubernetesApiError",
+            Error::Status(status::Error::Conflict) => Reason::Conflict,
+            Error::Status(_) | Error::Finalizer(_) => Reason::KubernetesApiError,
         }
     }
 
-    fn retry(&self) -> Retry {
+    fn retry_after(&self) -> Option<Duration> {
         match self {
-            Error::Inputs(e) => e.retry(),
-            Error::Resolve(e) => e.retry(),
-            Error::Remote(e) => e.retry(),
-            Error::Status(_) | Error::Finalizer(_) => Retry::Backoff { at_least: None },
+            Error::Remote(e) => e.retry_after(),
+            _ => None,
         }
     }
 }
@@ -113,6 +111,8 @@ pub struct Settings {
     /// First and longest delay of the retry backoff.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// How long an order whose answer was lost is looked for before it is placed again.
+    pub order_settle: Duration,
     /// Resources reconciled at once.
     pub concurrency: u16,
     /// Test failpoint: exit right after a successful create, before recording it.
@@ -128,6 +128,7 @@ impl Default for Settings {
             secret_ttl: Duration::from_secs(10),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            order_settle: Duration::from_secs(300),
             concurrency: 32,
             exit_after_create: false,
         }
@@ -275,12 +276,8 @@ async fn reconcile(fcc: Arc<FastConnectConnection>, ctx: Arc<Context>) -> Result
     let span = info_span!("reconcile", object = %format!("{}/{}", fcc.namespace().unwrap_or_default(), fcc.name_any()));
     async move {
         let timer = ctx.metrics.reconcile_started();
-        let result = if fcc.metadata.deletion_timestamp.is_some() {
-            cleanup::cleanup(&fcc, &ctx).await
-        } else {
-            apply::apply(&fcc, &ctx).await
-        };
-        timer.finish(result.as_ref().err().map(|e| e.reason()));
+        let result = reconcile::reconcile(&fcc, &ctx).await;
+        timer.finish(result.as_ref().err().map(|e| e.reason().as_str()));
         result
     }
     .instrument(span)
@@ -290,11 +287,7 @@ async fn reconcile(fcc: Arc<FastConnectConnection>, ctx: Arc<Context>) -> Result
 /// Errors that escaped the status (a failed status write itself) back off here.
 fn error_policy(fcc: Arc<FastConnectConnection>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(object = %fcc.name_any(), %error, "reconcile failed");
-    let at_least = match error.retry() {
-        Retry::Backoff { at_least } => at_least,
-        Retry::SpecChange => None,
-    };
-    Action::requeue(ctx.backoff.next(&key(&fcc), at_least))
+    Action::requeue(ctx.backoff.next(&key(&fcc), error.retry_after()))
 }
 
 fn key(fcc: &FastConnectConnection) -> String {
@@ -305,24 +298,27 @@ fn api(fcc: &FastConnectConnection, ctx: &Context) -> Api<FastConnectConnection>
     Api::namespaced(ctx.kube.clone(), &fcc.namespace().unwrap_or_default())
 }
 
-/// The next look at this resource: poll cadence when all went well, backoff otherwise.
+/// The next look at this resource, from the reason of this reconcile: poll cadence, backoff, or
+/// wait for a spec change.
 fn requeue(
     ctx: &Context,
     fcc: &FastConnectConnection,
     status: &FastConnectConnectionStatus,
+    report: &Report,
     error: Option<&Error>,
 ) -> Action {
     let key = key(fcc);
-    let Some(error) = error else {
-        ctx.backoff.reset(&key);
-        let cadence = match status.phase {
-            Some(Phase::Active | Phase::Failed) => ctx.settings.poll_active,
-            _ => ctx.settings.poll_progress,
-        };
-        return Action::requeue(backoff::jitter(cadence));
-    };
-    match error.retry() {
+    let reason = error.map_or(report.reason, Diagnosis::reason);
+    match reason.retry() {
         Retry::SpecChange => Action::await_change(),
-        Retry::Backoff { at_least } => Action::requeue(ctx.backoff.next(&key, at_least)),
+        Retry::Backoff => Action::requeue(ctx.backoff.next(&key, error.and_then(|e| e.retry_after()))),
+        Retry::Poll => {
+            ctx.backoff.reset(&key);
+            let cadence = match status.phase {
+                Some(Phase::Active | Phase::Failed) => ctx.settings.poll_active,
+                _ => ctx.settings.poll_progress,
+            };
+            Action::requeue(backoff::jitter(cadence))
+        }
     }
 }

@@ -1,122 +1,92 @@
-//! Act step: the Console Connect calls of one resource, through the shared caches.
+//! Act and observe steps: the Console Connect calls of one resource, through the shared caches.
 
 use std::{sync::Arc, time::Instant};
 
+use futures::future::try_join_all;
 use jiff::Timestamp;
 
-use crate::{
-    consoleconnect::{
-        self as cc, ApiKey, Connection, ConnectionStatus, Layer2Request, Metro, Port,
-    },
-    crd::{FastConnectConnection, FastConnectConnectionStatus, Phase},
+use crate::consoleconnect::{
+    self as cc, ApiKey, Connection, Layer2Request, Metro, Port, SEARCHED_STATUSES,
 };
 
 use super::{
-    Context, Diagnosis, Retry,
+    Context, Diagnosis,
     cache::{Scope, Snapshot, ago},
+    decide::Named,
+    reason::Reason,
 };
 
-pub const INVALID_REQUEST: &str = "InvalidRequest";
-
-/// How far before the recorded order time a found connection may have been created and still
-/// count as ours (clock skew between us and Console Connect).
-const ORDER_CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+/// Which call failed: a refusal means something else for an order than for a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display)]
+pub enum Call {
+    #[strum(to_string = "listing ports")]
+    Ports,
+    #[strum(to_string = "listing Oracle metros")]
+    Metros,
+    #[strum(to_string = "searching connections")]
+    Search,
+    #[strum(to_string = "reading the connection")]
+    Read,
+    #[strum(to_string = "ordering the connection")]
+    Order,
+    #[strum(to_string = "disconnecting the connection")]
+    Disconnect,
+}
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{call}: {source}")]
-    Api {
-        call: &'static str,
-        #[source]
-        source: cc::Error,
-    },
-    #[error(
-        "a connection named {name} already exists (id {id}) and does not match this order; \
-         set spec.connectionName to a unique name, or spec.connectionId to adopt it"
-    )]
-    NameTaken { name: String, id: String },
-    #[error("{count} connections are named {name}; set spec.connectionId to the one to adopt")]
-    OrderAmbiguous { name: String, count: usize },
-    #[error("connection {id} does not exist in company {company}; check spec.connectionId")]
-    AdoptNotFound { id: String, company: String },
-    #[error("Console Connect refused this order; change the spec to try again")]
-    StillRefused,
+#[error("{call}: {source}")]
+pub struct Error {
+    pub call: Call,
+    #[source]
+    pub source: cc::Error,
 }
 
 impl Error {
-    fn api(call: &'static str) -> impl FnOnce(cc::Error) -> Error {
-        move |source| Error::Api { call, source }
+    fn on(call: Call) -> impl FnOnce(cc::Error) -> Error {
+        move |source| Error { call, source }
     }
 
-    /// Only the user can fix it (spec or Console Connect side).
-    pub fn needs_user(&self) -> bool {
-        match self {
-            Error::Api { source, .. } => matches!(source, cc::Error::InvalidRequest { .. }),
-            _ => true,
-        }
-    }
-
+    /// The key itself was refused: the Secret may hold a rotated one, read it afresh.
     pub fn key_refused(&self) -> bool {
-        matches!(
-            self,
-            Error::Api {
-                source: cc::Error::Unauthorized { .. },
-                ..
-            }
-        )
+        matches!(self.source, cc::Error::Unauthorized { .. })
     }
 
-    /// Whether a failed create certainly ordered nothing (the service answered and refused).
-    pub fn nothing_was_created(&self) -> bool {
-        matches!(
-            self,
-            Error::Api {
-                source: cc::Error::InvalidRequest { .. }
+    /// A failed order that certainly ordered nothing: the service answered and refused.
+    pub fn nothing_was_ordered(&self) -> bool {
+        self.call == Call::Order
+            && matches!(
+                self.source,
+                cc::Error::InvalidRequest { .. }
                     | cc::Error::Unauthorized { .. }
+                    | cc::Error::AccessDenied { .. }
                     | cc::Error::NotFound { .. }
-                    | cc::Error::Throttled { .. },
-                ..
-            }
-        )
+                    | cc::Error::Throttled { .. }
+            )
+            && !self.source.is_name_in_use()
     }
 }
 
 impl Diagnosis for Error {
-    fn reason(&self) -> &'static str {
-        match self {
-            Error::Api { source, .. } => match source {
-                cc::Error::Unauthorized { .. } => "ApiKeyRefused",
-                cc::Error::NotFound { .. } => "NotFound",
-                cc::Error::InvalidRequest { .. } => INVALID_REQUEST,
-                cc::Error::Throttled { .. } => "Throttled",
-                cc::Error::Server { .. } => "ApiUnavailable",
-                cc::Error::Transport { .. } | cc::Error::Timeout { .. } => "ApiUnreachable",
-                cc::Error::Decode { .. } | cc::Error::UnexpectedStatus { .. } => {
-                    "UnexpectedResponse"
-                }
+    fn reason(&self) -> Reason {
+        match &self.source {
+            source @ cc::Error::InvalidRequest { .. } => match self.call {
+                Call::Order if source.is_name_in_use() => Reason::NameInUse,
+                Call::Order => Reason::OrderRefused,
+                _ => Reason::RequestRejected,
             },
-            Error::NameTaken { .. } => "NameTaken",
-            Error::OrderAmbiguous { .. } => "OrderAmbiguous",
-            Error::AdoptNotFound { .. } => "ConnectionNotFound",
-            Error::StillRefused => INVALID_REQUEST,
+            cc::Error::Unauthorized { .. } => Reason::ApiKeyRefused,
+            cc::Error::AccessDenied { .. } => Reason::AccessDenied,
+            cc::Error::Throttled { .. } => Reason::Throttled,
+            cc::Error::Server { .. } => Reason::ApiUnavailable,
+            cc::Error::Transport { .. } | cc::Error::Timeout { .. } => Reason::ApiUnreachable,
+            cc::Error::NotFound { .. }
+            | cc::Error::Decode { .. }
+            | cc::Error::UnexpectedStatus { .. } => Reason::UnexpectedResponse,
         }
     }
 
-    fn retry(&self) -> Retry {
-        match self {
-            Error::Api {
-                source: cc::Error::InvalidRequest { .. },
-                ..
-            }
-            | Error::StillRefused
-            | Error::NameTaken { .. }
-            | Error::OrderAmbiguous { .. } => Retry::SpecChange,
-            Error::Api { source, .. } => Retry::Backoff {
-                at_least: source.retry_after(),
-            },
-            // The connection may be created or shared later; look again now and then.
-            Error::AdoptNotFound { .. } => Retry::Backoff { at_least: None },
-        }
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        self.source.retry_after()
     }
 }
 
@@ -144,7 +114,7 @@ impl<'a> Remote<'a> {
             .catalog
             .ports(&self.scope, || api.list_ports(self.key, self.company))
             .await
-            .map_err(Error::api("listing ports"))
+            .map_err(Error::on(Call::Ports))
     }
 
     pub async fn metros(&self) -> Result<Arc<Snapshot<Metro>>, Error> {
@@ -153,153 +123,98 @@ impl<'a> Remote<'a> {
             .catalog
             .metros(&self.scope, || api.oracle_metros(self.key))
             .await
-            .map_err(Error::api("listing Oracle metros"))
+            .map_err(Error::on(Call::Metros))
     }
 
-    async fn connections(&self, fresh_after: Instant) -> Result<Arc<Snapshot<Connection>>, Error> {
+    async fn search(&self, status: &str, fresh_after: Instant) -> Result<Arc<Snapshot<Connection>>, Error> {
         let api = &self.ctx.api;
         self.ctx
             .catalog
-            .connections(&self.scope, fresh_after, || {
-                api.list_connections(self.key, self.company)
+            .connections(&self.scope, status, fresh_after, || {
+                api.search_connections(self.key, self.company, status)
             })
             .await
-            .map_err(Error::api("listing connections"))
+            .map_err(Error::on(Call::Search))
     }
 
-    /// The connection as seen by the company-wide poll, at the cadence of its phase. `None`
-    /// when it no longer exists.
+    /// The connection `id`, from the shared search of the status it was last seen in (one
+    /// search per status and company, whatever the number of connections), else read
+    /// directly. `None`: it is gone (404, DELETED, `deleted`).
     pub async fn observe(
         &self,
         id: &str,
-        phase: Option<Phase>,
+        last_status: Option<&str>,
+        max_age: std::time::Duration,
     ) -> Result<Option<Connection>, Error> {
-        let settings = &self.ctx.settings;
-        let max_age = match phase {
-            Some(Phase::Active | Phase::Failed) => settings.poll_active,
-            _ => settings.poll_progress,
-        };
-        let connections = self.connections(ago(max_age)).await?;
-        if let Some(found) = connections.items.iter().find(|c| c.id == id) {
-            return Ok(Some(found.clone()));
+        if let Some(status) = last_status {
+            let listed = self.search(status, ago(max_age)).await?;
+            if let Some(found) = listed.items.iter().find(|c| c.id == id) {
+                return Ok(Some(found.clone()));
+            }
         }
-        // Missing from the list: it may be newer than the list, or gone. A direct read decides.
-        self.get(id).await
+        // Not listed under its last status: it moved on, is newer than the search, or is gone.
+        self.read(id).await
     }
 
-    /// The connection as it is now, read directly.
-    pub async fn observe_now(&self, id: &str) -> Result<Option<Connection>, Error> {
-        self.get(id).await
-    }
-
-    async fn get(&self, id: &str) -> Result<Option<Connection>, Error> {
+    pub async fn read(&self, id: &str) -> Result<Option<Connection>, Error> {
         let call = self.ctx.api.get_connection(self.key, self.company, id);
         match self.ctx.catalog.guarded(&self.scope, call).await {
-            Ok(connection) if connection.status == ConnectionStatus::Deleted => Ok(None),
+            Ok(connection) if connection.is_deleted() => Ok(None),
             Ok(connection) => Ok(Some(connection)),
             Err(cc::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(Error::api("reading the connection")(error)),
+            Err(error) => Err(Error::on(Call::Read)(error)),
         }
     }
 
-    pub async fn adopt(&self, id: &str) -> Result<Connection, Error> {
-        self.get(id).await?.ok_or_else(|| Error::AdoptNotFound {
-            id: id.to_owned(),
-            company: self.company.to_owned(),
+    /// Every connection named `name`, in any status but DELETED, from searches no older than
+    /// `max_age` (shared by all resources of the company).
+    pub async fn named(&self, name: &str, max_age: std::time::Duration) -> Result<Named, Error> {
+        let fresh_after = ago(max_age);
+        let searches = SEARCHED_STATUSES
+            .iter()
+            .map(|status| self.search(status, fresh_after));
+        let snapshots = try_join_all(searches).await?;
+        let oldest = snapshots
+            .iter()
+            .map(|s| s.fetched_at)
+            .min()
+            .unwrap_or_else(Instant::now);
+        let mut connections: Vec<Connection> = Vec::new();
+        for connection in snapshots.iter().flat_map(|s| s.items.iter()) {
+            if connection.name == name && !connections.iter().any(|c| c.id == connection.id) {
+                connections.push(connection.clone());
+            }
+        }
+        Ok(Named {
+            connections,
+            fetched_at: wall_clock(oldest),
         })
     }
 
-    /// The connection an earlier order of this resource created, if any: looked up by its
-    /// unique name in a list fetched now.
-    pub async fn find_order(
-        &self,
-        fcc: &FastConnectConnection,
-        name: &str,
-        status: &FastConnectConnectionStatus,
-    ) -> Result<Option<Connection>, Error> {
-        let connections = self.connections(Instant::now()).await?;
-        let named: Vec<&Connection> = connections
-            .items
-            .iter()
-            .filter(|c| c.name == name && c.status != ConnectionStatus::Deleted)
-            .collect();
-        match named.as_slice() {
-            [] => Ok(None),
-            [only] if is_our_order(only, fcc, status) => Ok(Some((*only).clone())),
-            [other] => Err(Error::NameTaken {
-                name: name.to_owned(),
-                id: other.id.clone(),
-            }),
-            many => Err(Error::OrderAmbiguous {
-                name: name.to_owned(),
-                count: many.len(),
-            }),
-        }
-    }
-
     /// Places the order. Never retried here: without an idempotency key a retry could order
-    /// twice; the caller's marker and [`Remote::find_order`] cover an unknown outcome.
+    /// twice; the create marker and the settle window cover an unknown outcome.
     pub async fn create(&self, request: &Layer2Request) -> Result<Connection, Error> {
         let call = self.ctx.api.create_layer2(self.key, self.company, request);
         self.ctx
             .catalog
             .guarded(&self.scope, call)
             .await
-            .map_err(Error::api("ordering the connection"))
+            .map_err(Error::on(Call::Order))
     }
 
-    /// Disconnects; `true` once the connection is gone (404 counts as gone).
-    pub async fn disconnect(&self, connection: &Connection) -> Result<bool, Error> {
-        match connection.status {
-            ConnectionStatus::Deleted => return Ok(true),
-            ConnectionStatus::Deleting => return Ok(false),
-            _ => {}
-        }
-        let call = self
-            .ctx
-            .api
-            .delete_connection(self.key, self.company, &connection.id);
+    /// Asks for the connection to be disconnected; `true` when it was already gone (404).
+    pub async fn disconnect(&self, id: &str) -> Result<bool, Error> {
+        let call = self.ctx.api.delete_connection(self.key, self.company, id);
         match self.ctx.catalog.guarded(&self.scope, call).await {
-            Ok(()) => {}
-            Err(cc::Error::NotFound { .. }) => return Ok(true),
-            Err(error) => return Err(Error::api("disconnecting the connection")(error)),
+            Ok(()) => Ok(false),
+            Err(cc::Error::NotFound { .. }) => Ok(true),
+            Err(error) => Err(Error::on(Call::Disconnect)(error)),
         }
-        // Deletion may complete at once; a direct read saves a poll round.
-        Ok(self.get(&connection.id).await?.is_none())
     }
 }
 
-/// A connection found by name is ours only if it matches what we ordered, and was created no
-/// earlier than our order (allowing for clock skew).
-fn is_our_order(
-    connection: &Connection,
-    fcc: &FastConnectConnection,
-    status: &FastConnectConnectionStatus,
-) -> bool {
-    let same_port = match (&connection.src_port_id, &status.port_id) {
-        (Some(found), Some(ours)) => found == ours,
-        _ => true,
-    };
-    let same_metro = match (&connection.dest_metro_id, &status.dest_metro_id) {
-        (Some(found), Some(ours)) => found == ours,
-        _ => true,
-    };
-    let same_speed = connection
-        .speed
-        .as_ref()
-        .is_none_or(|s| s.value == f64::from(fcc.spec.speed_mbps));
-    let not_older = match (
-        connection
-            .created_at
-            .as_deref()
-            .and_then(|t| t.parse::<Timestamp>().ok()),
-        status
-            .ordered_at
-            .as_deref()
-            .and_then(|t| t.parse::<Timestamp>().ok()),
-    ) {
-        (Some(created), Some(ordered)) => created >= ordered - ORDER_CLOCK_SKEW,
-        _ => true,
-    };
-    same_port && same_metro && same_speed && not_older
+/// The wall-clock time of a monotonic instant, for comparing with timestamps in status.
+fn wall_clock(instant: Instant) -> Timestamp {
+    let elapsed = jiff::SignedDuration::try_from(instant.elapsed()).unwrap_or_default();
+    Timestamp::now() - elapsed
 }

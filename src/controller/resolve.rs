@@ -2,11 +2,11 @@
 //! the order. Pure functions, so every rule is unit-tested without a server.
 
 use crate::{
-    consoleconnect::{self as cc, Layer2Request, Metro, Port, PortStatus},
+    consoleconnect::{self as cc, Layer2Request, Metro, Port},
     crd::{self, Destination, FastConnectConnection, SourcePort},
 };
 
-use super::{Diagnosis, Retry};
+use super::{Diagnosis, reason::Reason};
 
 /// The company every FastConnect order goes to.
 pub const ORACLE_COMPANY: &str = "oracle";
@@ -24,13 +24,22 @@ pub enum Error {
     },
     #[error("{count} active ports are named {name} (ids {ids}); set spec.sourcePort.id instead", count = ids.split(", ").count())]
     PortAmbiguous { name: String, ids: String },
-    #[error("port {port} is {status}, not ACTIVE; pick an active port")]
-    PortNotActive { port: String, status: String },
+    #[error("port {port} cannot take an order: {why}")]
+    PortNotActive { port: String, why: String },
     #[error("speedMbps {speed} exceeds port {port}'s {port_speed} Mbps; lower spec.speedMbps")]
     SpeedExceedsPort {
         speed: u32,
         port: String,
         port_speed: u64,
+    },
+    #[error(
+        "speedMbps {speed} exceeds the {remaining} Mbps left on port {port}; lower \
+         spec.speedMbps or free capacity on the port"
+    )]
+    CapacityExceeded {
+        speed: u32,
+        port: String,
+        remaining: u64,
     },
     #[error("Oracle has no metro {wanted}{}", alternatives(available))]
     MetroNotFound {
@@ -67,26 +76,23 @@ fn alternatives(names: &[String]) -> String {
     format!("; available: {}{tail}", shown.join(", "))
 }
 
+/// Ports and metros change outside Kubernetes too (a port is activated, a metro becomes ready),
+/// so these are re-checked with growing delays, not only on a spec change. The lists are
+/// cached, so a re-check costs no API call within the cache's lifetime.
 impl Diagnosis for Error {
-    fn reason(&self) -> &'static str {
+    fn reason(&self) -> Reason {
         match self {
-            Error::PortNotFound { .. } => "PortNotFound",
-            Error::PortAmbiguous { .. } => "PortAmbiguous",
-            Error::PortNotActive { .. } => "PortNotActive",
-            Error::SpeedExceedsPort { .. } => "SpeedExceedsPort",
-            Error::MetroNotFound { .. } => "MetroNotFound",
-            Error::MetroNotReady { .. } => "MetroNotReady",
-            Error::MetroWithoutLayer2 { .. } => "MetroWithoutLayer2",
-            Error::MetroIsPortMetro { .. } => "MetroIsPortMetro",
-            Error::MetroWithoutFacility { .. } => "MetroWithoutFacility",
+            Error::PortNotFound { .. } => Reason::PortNotFound,
+            Error::PortAmbiguous { .. } => Reason::PortAmbiguous,
+            Error::PortNotActive { .. } => Reason::PortNotActive,
+            Error::SpeedExceedsPort { .. } => Reason::SpeedExceedsPort,
+            Error::CapacityExceeded { .. } => Reason::CapacityExceeded,
+            Error::MetroNotFound { .. } => Reason::MetroNotFound,
+            Error::MetroNotReady { .. } => Reason::MetroNotReady,
+            Error::MetroWithoutLayer2 { .. } => Reason::MetroWithoutLayer2,
+            Error::MetroIsPortMetro { .. } => Reason::MetroIsPortMetro,
+            Error::MetroWithoutFacility { .. } => Reason::MetroWithoutFacility,
         }
-    }
-
-    /// Ports and metros change outside Kubernetes too (a port is activated, a metro becomes
-    /// ready), so these are re-checked with growing delays, not only on a spec change. The
-    /// lists are cached, so a re-check costs no API call within the cache's lifetime.
-    fn retry(&self) -> Retry {
-        Retry::Backoff { at_least: None }
     }
 }
 
@@ -106,10 +112,10 @@ pub fn port<'a>(
         // Admission guarantees one of the two; an object that bypassed it names nothing.
         (None, None) => return Err(port_not_found(ports, "(none given)", company)),
     };
-    if port.status != PortStatus::Active {
+    if !port.status.takes_orders() {
         return Err(Error::PortNotActive {
             port: port.name.clone(),
-            status: port.status.as_str().to_owned(),
+            why: format!("{} ({})", port.status.refusal(), port.status),
         });
     }
     check_speed(port, speed_mbps)?;
@@ -125,7 +131,7 @@ fn port_by_name<'a>(ports: &'a [Port], name: &str, company: &str) -> Result<&'a 
     let active: Vec<&Port> = named
         .iter()
         .copied()
-        .filter(|p| p.status == PortStatus::Active)
+        .filter(|p| p.status.takes_orders())
         .collect();
     match (active.as_slice(), named.first()) {
         ([only], _) => Ok(only),
@@ -148,22 +154,31 @@ fn port_not_found(ports: &[Port], wanted: &str, company: &str) -> Error {
         company: company.to_owned(),
         known: ports
             .iter()
-            .filter(|p| !p.deleted && p.status == PortStatus::Active)
+            .filter(|p| !p.deleted && p.status.takes_orders())
             .map(|p| p.name.clone())
             .collect(),
     }
 }
 
 fn check_speed(port: &Port, speed_mbps: u32) -> Result<(), Error> {
-    let Some(port_speed) = port.speed.as_ref().map(|s| s.value) else {
-        // Without a published speed the service itself is the judge.
-        return Ok(());
-    };
-    if f64::from(speed_mbps) > port_speed {
+    let port_speed = port.speed.as_ref().map(|s| s.value);
+    // Without a published speed the service itself is the judge.
+    if let Some(port_speed) = port_speed
+        && f64::from(speed_mbps) > port_speed
+    {
         return Err(Error::SpeedExceedsPort {
             speed: speed_mbps,
             port: port.name.clone(),
             port_speed: port_speed as u64,
+        });
+    }
+    if let Some(remaining) = port.remaining_mbps()
+        && f64::from(speed_mbps) > remaining
+    {
+        return Err(Error::CapacityExceeded {
+            speed: speed_mbps,
+            port: port.name.clone(),
+            remaining: remaining.max(0.0) as u64,
         });
     }
     Ok(())
@@ -203,7 +218,7 @@ pub fn metro<'a>(
     if port.metro_id.as_deref() == Some(metro.id.as_str()) {
         return Err(Error::MetroIsPortMetro { metro: label() });
     }
-    if metro.first_data_center_facility_id_in_metro.is_none() {
+    if metro.facility_id().is_none() {
         return Err(Error::MetroWithoutFacility { metro: label() });
     }
     Ok(metro)
@@ -231,7 +246,7 @@ pub fn order(fcc: &FastConnectConnection, port: &Port, metro: &Metro) -> Layer2R
         name: fcc.connection_name(),
         port_id: port.id.clone(),
         dest_port_id: spec.destination.dest_port_id.clone(),
-        dest_dcf: metro.first_data_center_facility_id_in_metro.clone(),
+        dest_dcf: metro.facility_id().map(str::to_owned),
         speed: spec.speed_mbps,
         dest_metro_id: metro.id.clone(),
         dest_company: ORACLE_COMPANY.to_owned(),
@@ -367,6 +382,33 @@ mod tests {
     }
 
     #[test]
+    fn remaining_capacity_is_checked_with_both_numbers() {
+        let mut ports = ports();
+        ports[0].capacity = Some(cc::Capacity {
+            remaining: Some(300.0),
+        });
+        let err = port(&ports, &by_name("My-Port-1"), "acme", 500).unwrap_err();
+        assert_eq!(
+            err,
+            Error::CapacityExceeded {
+                speed: 500,
+                port: "My-Port-1".into(),
+                remaining: 300
+            }
+        );
+        assert!(err.to_string().contains("500") && err.to_string().contains("300 Mbps"));
+        assert!(port(&ports, &by_name("My-Port-1"), "acme", 300).is_ok());
+    }
+
+    #[test]
+    fn a_ready_port_says_to_wait_for_its_cross_connect() {
+        let mut ports = ports();
+        ports[0].status = cc::PortStatus::Ready;
+        let err = port(&ports, &by_name("My-Port-1"), "acme", 100).unwrap_err();
+        assert!(err.to_string().contains("physical cross-connect"), "{err}");
+    }
+
+    #[test]
     fn metro_by_code_or_name_in_any_case() {
         let (ports, metros) = (ports(), metros());
         let p = &ports[0];
@@ -418,7 +460,7 @@ mod tests {
         .unwrap();
         let (ports, metros) = (ports(), metros());
         let order = order(&fcc, &ports[0], &metros[0]);
-        assert_eq!(order.name, "net-hk");
+        assert_eq!(order.name, "net.hk");
         assert_eq!(order.port_id, "p1");
         assert_eq!(order.dest_metro_id, "m-hkg");
         assert_eq!(order.dest_dcf.as_deref(), Some("dcf-m-hkg"));

@@ -9,14 +9,14 @@ use kube::{
 };
 use serde_json::json;
 
-use crate::{
-    consoleconnect::ConnectionStatus,
-    crd::{FastConnectConnection, FastConnectConnectionStatus, Phase},
-};
+use crate::crd::{FastConnectConnection, FastConnectConnectionStatus, Phase};
+
+use super::reason::Reason;
 
 pub const FIELD_MANAGER: &str = "fastconnect-operator";
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
+const SYNCED_OK: &str = "ReconcileSucceeded";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -27,89 +27,15 @@ pub enum Error {
     Write(#[source] kube::Error),
 }
 
-impl Error {
-    pub fn is_retryable(&self) -> bool {
-        true
-    }
-}
-
-/// What the Console Connect status of a connection means for the resource.
-pub struct RemoteView {
-    pub phase: Phase,
-    pub reason: &'static str,
-    pub message: String,
-}
-
-/// Maps every documented Console Connect status; unknown ones are shown as received.
-pub fn remote_view(status: &ConnectionStatus, error_reason: Option<&str>) -> RemoteView {
-    use ConnectionStatus as S;
-    let view = |phase, reason, message: &str| RemoteView {
-        phase,
-        reason,
-        message: message.to_owned(),
-    };
-    match status {
-        S::Creating => view(
-            Phase::Creating,
-            "Creating",
-            "Console Connect is creating the connection",
-        ),
-        S::Pending | S::PendingAcceptance => view(
-            Phase::AwaitingApproval,
-            "AwaitingApproval",
-            "waiting for approval",
-        ),
-        S::Accepted | S::Manual => view(
-            Phase::Provisioning,
-            "Provisioning",
-            "approved; the circuit is being provisioned",
-        ),
-        S::Active => view(Phase::Active, "Active", "the connection is ACTIVE"),
-        S::Denied => view(
-            Phase::Failed,
-            "Denied",
-            "the connection was DENIED; contact Console Connect Support, then delete this resource",
-        ),
-        S::Cancelled => view(
-            Phase::Failed,
-            "Cancelled",
-            "the connection was CANCELLED; delete this resource and order again if still needed",
-        ),
-        S::Disabled => view(
-            Phase::Failed,
-            "Disabled",
-            "the connection is DISABLED in Console Connect; contact Console Connect Support",
-        ),
-        S::Error => RemoteView {
-            phase: Phase::Failed,
-            reason: "RemoteError",
-            message: format!(
-                "the connection is in ERROR: {}",
-                error_reason.unwrap_or("no reason given")
-            ),
-        },
-        S::Deleting | S::Deleted => view(
-            Phase::Failed,
-            "DeletedOutOfBand",
-            "the connection was deleted outside Kubernetes; delete this resource",
-        ),
-        S::Other(raw) => RemoteView {
-            phase: Phase::Provisioning,
-            reason: "UnknownRemoteStatus",
-            message: format!("Console Connect reports status {raw}"),
-        },
-    }
-}
-
 /// The outcome of one reconcile, in the words of the conditions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub phase: Phase,
     /// Reason and message of the Ready condition (True only when Active).
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
     /// Set when this reconcile failed: reason and message of Synced=False.
-    pub failure: Option<(&'static str, String)>,
+    pub failure: Option<(Reason, String)>,
 }
 
 /// The status after this reconcile: `status` with `report` applied, keeping each condition's
@@ -123,13 +49,13 @@ pub fn next(
     let ready = condition(
         READY,
         report.phase == Phase::Active,
-        &report.reason,
+        report.reason.as_str(),
         &report.message,
         generation,
     );
     let synced = match &report.failure {
-        None => condition(SYNCED, true, "ReconcileSucceeded", "", generation),
-        Some((reason, message)) => condition(SYNCED, false, reason, message, generation),
+        None => condition(SYNCED, true, SYNCED_OK, "", generation),
+        Some((reason, message)) => condition(SYNCED, false, reason.as_str(), message, generation),
     };
     status.conditions = [ready, synced]
         .into_iter()
@@ -214,60 +140,24 @@ mod tests {
         .unwrap()
     }
 
-    fn report(phase: Phase, reason: &str) -> Report {
+    fn report(phase: Phase, reason: Reason) -> Report {
         Report {
             phase,
-            reason: reason.into(),
+            reason,
             message: "m".into(),
             failure: None,
         }
     }
 
     #[test]
-    fn every_documented_status_has_a_phase() {
-        let cases = [
-            ("CREATING", Phase::Creating),
-            ("PENDING", Phase::AwaitingApproval),
-            ("PENDING_ACCEPTANCE", Phase::AwaitingApproval),
-            ("PENDING ACCEPTANCE", Phase::AwaitingApproval),
-            ("ACCEPTED", Phase::Provisioning),
-            ("MANUAL", Phase::Provisioning),
-            ("ACTIVE", Phase::Active),
-            ("DENIED", Phase::Failed),
-            ("CANCELLED", Phase::Failed),
-            ("DISABLED", Phase::Failed),
-            ("ERROR", Phase::Failed),
-            ("DELETING", Phase::Failed),
-            ("DELETED", Phase::Failed),
-            ("SOMETHING_NEW", Phase::Provisioning),
-        ];
-        for (raw, phase) in cases {
-            assert_eq!(
-                remote_view(&ConnectionStatus::parse(raw), None).phase,
-                phase,
-                "{raw}"
-            );
-        }
-    }
-
-    #[test]
-    fn error_reason_and_unknown_status_are_shown() {
-        let view = remote_view(&ConnectionStatus::Error, Some("VLAN clash"));
-        assert_eq!(view.reason, "RemoteError");
-        assert!(view.message.contains("VLAN clash"));
-        let view = remote_view(&ConnectionStatus::parse("FROZEN"), None);
-        assert!(view.message.contains("FROZEN"));
-    }
-
-    #[test]
     fn ready_only_when_active_and_synced_reflects_failure() {
         let fcc = fcc();
-        let status = next(&fcc, Default::default(), &report(Phase::Active, "Active"));
+        let status = next(&fcc, Default::default(), &report(Phase::Active, Reason::Active));
         assert_eq!(status.conditions[0].status, "True");
         assert_eq!(status.conditions[0].observed_generation, Some(3));
         assert_eq!(status.observed_generation, Some(3));
-        let mut failing = report(Phase::AwaitingApproval, "AwaitingApproval");
-        failing.failure = Some(("Throttled", "slow down".into()));
+        let mut failing = report(Phase::AwaitingApproval, Reason::AwaitingApproval);
+        failing.failure = Some((Reason::Throttled, "slow down".into()));
         let status = next(&fcc, status, &failing);
         assert_eq!(status.conditions[0].status, "False");
         assert_eq!(status.conditions[1].status, "False");
@@ -280,9 +170,9 @@ mod tests {
         let first = next(
             &fcc,
             Default::default(),
-            &report(Phase::Creating, "Creating"),
+            &report(Phase::Creating, Reason::Creating),
         );
-        let second = next(&fcc, first.clone(), &report(Phase::Creating, "Creating"));
+        let second = next(&fcc, first.clone(), &report(Phase::Creating, Reason::Creating));
         assert_eq!(
             first, second,
             "transition times must be kept, or every reconcile writes"
