@@ -25,6 +25,8 @@ fn client_for(url: &str, request_timeout: Duration) -> Client {
         base_url: url.parse().unwrap(),
         connect_timeout: Duration::from_secs(2),
         request_timeout,
+        rate_limit: None,
+        ..ClientConfig::default()
     })
     .unwrap()
 }
@@ -64,7 +66,7 @@ async fn list_ports_returns_ports_that_are_not_deleted() {
     assert_eq!(port.company_id.as_deref(), Some(DEFAULT_COMPANY_ID));
     assert!(port.data_center_facility_id.is_some());
     let inactive = ports.iter().find(|p| p.id == PORT_INACTIVE.id).unwrap();
-    assert_eq!(inactive.status, PortStatus::Inactive);
+    assert_eq!(inactive.status, PortStatus::Other("INACTIVE".into()));
     let duplicates = ports.iter().filter(|p| p.name == DUP_PORT_NAME).count();
     assert_eq!(duplicates, 2);
     assert_eq!(sandbox.stats().await.count("list_ports", 200), 1);
@@ -79,10 +81,7 @@ async fn oracle_metros_carry_readiness_capabilities_and_facility() {
     let hkg = by_code("HKG");
     assert_eq!(hkg.id, METRO_HKG.id);
     assert!(hkg.ready && hkg.capabilities.layer2 && !hkg.deleted);
-    assert_eq!(
-        hkg.first_data_center_facility_id_in_metro.as_deref(),
-        Some(METRO_HKG.dcf)
-    );
+    assert_eq!(hkg.facility_id(), Some(METRO_HKG.dcf));
     assert_eq!(hkg.country.as_deref(), Some("hk"));
     assert!(!by_code("TYO").ready);
     assert!(!by_code("SYD").capabilities.layer2);
@@ -106,7 +105,7 @@ async fn create_get_list_and_delete_round_trip() {
     assert_eq!(created.dest_metro_id.as_deref(), Some(METRO_HKG.id));
     assert_eq!(created.class_of_service.as_deref(), Some("GOLD"));
     assert_eq!(created.speed.as_ref().unwrap().value, 100.0);
-    assert!(created.created_at.is_some() && created.vlan.is_some());
+    assert!(created.created_at.is_some() && !created.vlans.is_empty());
 
     let read = client
         .get_connection(&key, DEFAULT_COMPANY, &created.id)
@@ -116,7 +115,7 @@ async fn create_get_list_and_delete_round_trip() {
     assert_eq!(read.error_reason, None);
 
     let listed = client
-        .list_connections(&key, DEFAULT_COMPANY)
+        .search_connections(&key, DEFAULT_COMPANY, "ACTIVE")
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
@@ -136,7 +135,7 @@ async fn create_get_list_and_delete_round_trip() {
     assert!(matches!(again, Err(Error::NotFound { .. })), "{again:?}");
     assert!(
         client
-            .list_connections(&key, DEFAULT_COMPANY)
+            .search_connections(&key, DEFAULT_COMPANY, "ACTIVE")
             .await
             .unwrap()
             .is_empty()
@@ -232,7 +231,7 @@ async fn another_companys_resources_are_forbidden() {
     );
     assert!(!err.is_retryable());
     let err = client
-        .list_connections(&other, DEFAULT_COMPANY)
+        .search_connections(&other, DEFAULT_COMPANY, "ACTIVE")
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(403));
@@ -339,7 +338,7 @@ async fn lost_create_responses_are_server_errors_but_the_connection_exists() {
         .unwrap_err();
     assert!(matches!(err, Error::Server { status: 502, .. }), "{err:?}");
     let listed = client
-        .list_connections(&key(), DEFAULT_COMPANY)
+        .search_connections(&key(), DEFAULT_COMPANY, "ACTIVE")
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
@@ -356,20 +355,20 @@ async fn slow_responses_time_out() {
     ));
 
     let err = client
-        .list_connections(&key(), DEFAULT_COMPANY)
+        .search_connections(&key(), DEFAULT_COMPANY, "ACTIVE")
         .await
         .unwrap_err();
     assert_eq!(
         err,
         Error::Timeout {
-            endpoint: Endpoint::ListConnections
+            endpoint: Endpoint::SearchConnections
         }
     );
     assert!(err.is_retryable());
     assert_eq!(err.status(), None);
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1);
-    assert_eq!((seen[0].0, seen[0].1), (Endpoint::ListConnections, None));
+    assert_eq!((seen[0].0, seen[0].1), (Endpoint::SearchConnections, None));
     assert!(seen[0].2 >= Duration::from_millis(250), "{:?}", seen[0].2);
 }
 
@@ -397,7 +396,7 @@ async fn observer_sees_every_request_with_its_status() {
         .await
         .unwrap();
     client
-        .list_connections(&key, DEFAULT_COMPANY)
+        .search_connections(&key, DEFAULT_COMPANY, "ACTIVE")
         .await
         .unwrap();
     client
@@ -424,7 +423,7 @@ async fn observer_sees_every_request_with_its_status() {
             "oracle_metros",
             "create_layer2",
             "get_connection",
-            "list_connections",
+            "search_connections",
             "delete_connection"
         ]
     );
@@ -519,7 +518,10 @@ async fn requests_carry_auth_user_agent_and_the_documented_paths() {
     let client = canned_client(&server);
     client.list_ports(&key(), "acme").await.unwrap();
     client.oracle_metros(&key()).await.unwrap();
-    client.list_connections(&key(), "acme").await.unwrap();
+    client
+        .search_connections(&key(), "acme", "ACTIVE")
+        .await
+        .unwrap();
     client
         .delete_connection(&key(), "acme", "abc")
         .await
@@ -532,7 +534,7 @@ async fn requests_carry_auth_user_agent_and_the_documented_paths() {
         [
             "GET /api/company/acme/ports?deleted=false",
             "GET /api/company/oracle/metro/capabilities",
-            "GET /api/company/acme/connections",
+            "GET /api/v2/company/acme/connections?page=1&count=100&status=ACTIVE",
             "DELETE /api/v2/company/acme/connections/abc",
         ]
     );
@@ -594,14 +596,14 @@ async fn html_on_success_is_a_decode_error_naming_the_content_type() {
 async fn json_of_the_wrong_shape_is_a_decode_error() {
     let server = canned(200, &[], r#"{"results": {"id": "x"}}"#).await;
     let err = canned_client(&server)
-        .list_connections(&key(), "acme")
+        .search_connections(&key(), "acme", "ACTIVE")
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
             Error::Decode {
-                endpoint: Endpoint::ListConnections,
+                endpoint: Endpoint::SearchConnections,
                 ..
             }
         ),
@@ -892,4 +894,224 @@ async fn the_key_appears_in_no_debug_or_display_output() {
     for err in &errors {
         assert_clean(err);
     }
+}
+
+// ---- Paging (the search is paged; no maximum page size is documented) ----
+
+/// A search endpoint over `total` connections named `c0`.. that serves at most `cap` per page,
+/// whatever `count` asks, and logs each request's query. With `ignore_page`, every page is
+/// page 1.
+async fn paged_server(total: usize, cap: usize, ignore_page: bool) -> Canned {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let log = requests.clone();
+    let app = Router::new().fallback(move |uri: Uri, got: HeaderMap| {
+        log.lock().unwrap().push((uri.to_string(), got));
+        async move {
+            let query: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            let page: usize = query["page"].parse().unwrap();
+            let count: usize = query["count"].parse().unwrap();
+            let size = count.min(cap);
+            let page = if ignore_page { 1 } else { page };
+            let results: Vec<serde_json::Value> = (0..total)
+                .skip((page - 1) * size)
+                .take(size)
+                .map(|i| serde_json::json!({"id": format!("c{i}"), "name": format!("n{i}"), "status": query["status"]}))
+                .collect();
+            axum::Json(serde_json::json!({ "results": results })).into_response()
+        }
+    });
+    Canned {
+        url: serve(app).await,
+        requests,
+    }
+}
+
+fn paging_client(url: &str, page_size: u32, max_pages: u32) -> Client {
+    Client::new(ClientConfig {
+        base_url: url.parse().unwrap(),
+        page_size,
+        max_pages,
+        rate_limit: None,
+        ..ClientConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_search_reads_every_page_even_when_the_service_caps_the_page_size() {
+    // 23 connections, pages capped at 5 while the client asks for 10: a short page is not
+    // the end until the service has been seen to fill a page of 10.
+    let server = paged_server(23, 5, false).await;
+    let client = paging_client(&server.url, 10, 50);
+    let found = client
+        .search_connections(&key(), "acme", "ACTIVE")
+        .await
+        .unwrap();
+    let ids: Vec<String> = found.iter().map(|c| c.id.clone()).collect();
+    let expected: Vec<String> = (0..23).map(|i| format!("c{i}")).collect();
+    assert_eq!(ids, expected);
+    let queries: Vec<String> = server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(uri, _)| uri.clone())
+        .collect();
+    assert_eq!(
+        queries.len(),
+        6,
+        "pages of 5, 5, 5, 5, 3, then an empty one: {queries:?}"
+    );
+    assert!(
+        queries[0].ends_with("?page=1&count=10&status=ACTIVE"),
+        "{queries:?}"
+    );
+}
+
+#[tokio::test]
+async fn once_the_count_is_honoured_a_short_page_ends_the_search() {
+    let server = paged_server(25, 100, false).await;
+    let client = paging_client(&server.url, 10, 50);
+    let found = client
+        .search_connections(&key(), "acme", "PENDING")
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 25);
+    assert_eq!(server.requests.lock().unwrap().len(), 3, "10 + 10 + 5");
+    // The service has filled a page of 10: the next search stops at the first short page.
+    let small = paged_server(3, 100, false).await;
+    let learned = paging_client(&small.url, 10, 50);
+    learned
+        .search_connections(&key(), "acme", "A")
+        .await
+        .unwrap();
+    assert_eq!(
+        small.requests.lock().unwrap().len(),
+        2,
+        "unknown yet: one empty page confirms"
+    );
+}
+
+#[tokio::test]
+async fn a_service_ignoring_the_page_fails_loudly() {
+    let server = paged_server(30, 100, true).await;
+    let err = paging_client(&server.url, 10, 50)
+        .search_connections(&key(), "acme", "ACTIVE")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Decode { endpoint: Endpoint::SearchConnections, message } if message.contains("ignore `page`")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn more_pages_than_the_limit_fail_loudly_rather_than_return_part() {
+    let server = paged_server(100, 100, false).await;
+    let err = paging_client(&server.url, 10, 4)
+        .search_connections(&key(), "acme", "ACTIVE")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("more than 4 pages"), "{err}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn the_rate_limit_paces_requests_per_company() {
+    let server = canned(200, &[], r#"{"results":[]}"#).await;
+    let client = Client::new(ClientConfig {
+        base_url: server.url.parse().unwrap(),
+        rate_limit: Some(fastconnect_operator::consoleconnect::RateLimit {
+            per_second: std::num::NonZeroU32::new(10).unwrap(),
+            burst: std::num::NonZeroU32::new(2).unwrap(),
+        }),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let started = std::time::Instant::now();
+    let key = key();
+    let calls = (0..6).map(|_| client.list_ports(&key, "acme"));
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+    // A burst of 2, then 4 more at 10 per second: at least 0.35 s (jitter only adds).
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+    // Another company has its own bucket.
+    let other = std::time::Instant::now();
+    client.list_ports(&key, "globex").await.unwrap();
+    assert!(
+        other.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        other.elapsed()
+    );
+}
+
+/// The statuses the operator searches must find a connection in each documented status; a
+/// status missing from `SEARCHED_STATUSES` would make an order invisible, so this fails then.
+#[tokio::test]
+async fn every_documented_status_is_found_by_the_searches() {
+    use fastconnect_operator::consoleconnect::SEARCHED_STATUSES;
+    let sandbox = Sandbox::start(&INSTANT);
+    let client = sandbox.client();
+    let key = key();
+    let documented = [
+        "CREATING",
+        "PENDING",
+        "PENDING_ACCEPTANCE",
+        "ACCEPTED",
+        "ACTIVATING",
+        "ACTIVE",
+        "DISABLING",
+        "DISABLED",
+        "DENIED",
+        "CANCELLED",
+        "DELETING",
+        "MANUAL",
+        "ERROR",
+    ];
+    for status in documented {
+        let created = client
+            .create_layer2(
+                &key,
+                DEFAULT_COMPANY,
+                &valid_request(&format!("fc-{status}")),
+            )
+            .await
+            .unwrap();
+        sandbox.set_status(&created.id, status).await;
+    }
+    let mut found = std::collections::BTreeMap::new();
+    for status in SEARCHED_STATUSES {
+        for connection in client
+            .search_connections(&key, DEFAULT_COMPANY, status)
+            .await
+            .unwrap()
+        {
+            found.insert(connection.name.clone(), connection.status.clone());
+        }
+    }
+    for status in documented {
+        let name = format!("fc-{status}");
+        let seen = found
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name} not found by any search"));
+        assert_eq!(seen, &ConnectionStatus::parse(status));
+    }
+}
+
+#[tokio::test]
+async fn reads_use_the_v2_path() {
+    let server = canned(200, &[], r#"{"id": "abc", "status": "ACTIVE"}"#).await;
+    let client = canned_client(&server);
+    let read = client.get_connection(&key(), "acme", "abc").await.unwrap();
+    assert_eq!(read.status, ConnectionStatus::Active);
+    let requests = server.requests.lock().unwrap();
+    assert_eq!(requests[0].0, "GET /api/v2/company/acme/connections/abc");
 }

@@ -492,7 +492,11 @@ fn rbac_is_least_privilege_in_both_modes() {
                 "no wildcards: {rule}"
             );
             if resources.contains("secrets") {
-                assert_eq!(verbs, set(&["get"]), "Secrets: get only ({kind} in {ns:?})");
+                assert_eq!(
+                    verbs,
+                    set(&["get", "patch"]),
+                    "Secrets: get, and patch for the finalizer ({kind} in {ns:?})"
+                );
             }
             if resources.contains("leases") {
                 assert_eq!(
@@ -506,7 +510,7 @@ fn rbac_is_least_privilege_in_both_modes() {
                 Some("fastconnectconnections/status") => set(&["get", "patch"]),
                 Some("fastconnectconnections/finalizers") => set(&["update"]),
                 Some("events") => set(&["create", "patch"]),
-                Some("secrets") => set(&["get"]),
+                Some("secrets") => set(&["get", "patch"]),
                 Some("leases") if rule["resourceNames"].is_null() => set(&["create"]),
                 Some("leases") => set(&["get", "update", "patch"]),
                 other => panic!("unexpected rule for {other:?}: {rule}"),
@@ -982,6 +986,7 @@ fn sorted(rights: &[&str]) -> Vec<String> {
 /// Exactly what the operator needs where it watches.
 const WATCH_RIGHTS: &[&str] = &[
     "get secrets",
+    "patch secrets",
     "get fastconnectconnections",
     "list fastconnectconnections",
     "watch fastconnectconnections",

@@ -90,8 +90,12 @@ it watches all namespaces). Nothing else: no list or watch of Secrets, no writes
   resources: ["events"]
   verbs: ["create", "patch"]
 # Read the API key and the Oracle OCID from the Secrets a resource names, in its own namespace.
-# Only `get` by name: Secrets are never listed or watched, so the operator sees no other Secret.
+# `get` by name: Secrets are never listed or watched, so the operator sees no other Secret.
+# `patch`: while a connection exists, the API key Secret carries the finalizer
+# fastconnect.dev/api-key-in-use, so that deleting the namespace cannot remove the key before
+# the connection is disconnected. The operator patches only that finalizer (its own field
+# manager) and never a Secret's data.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "patch"]
 {{- end }}
