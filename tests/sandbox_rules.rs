@@ -1,5 +1,7 @@
 //! The sandbox's own behaviour over HTTP: every create validation rule, the lifecycle, admin
-//! actions, faults and statistics. Waiting is done by polling, never by sleeping.
+//! actions, faults and statistics, the paged search, listing lag, late answers, duplicate
+//! names, cancellation, deleted reads, error shapes, read-only keys, port capacity and the spec
+//! shapes. Waiting is done by polling, never by sleeping.
 
 mod support;
 
@@ -15,9 +17,17 @@ use support::sandbox::*;
 const CREATE: &str = "/api/v2/company/acme/connections/layer2";
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The v2 read by id (stats label `get_connection`).
 fn get_path(id: &str) -> String {
+    format!("/api/v2/company/acme/connections/{id}")
+}
+
+/// The older read by id (stats label `get_connection_v1`).
+fn get_path_v1(id: &str) -> String {
     format!("/api/company/acme/connections/{id}")
 }
+
+const LIST_V1: &str = "/api/company/acme/connections";
 
 fn delete_path(id: &str) -> String {
     format!("/api/v2/company/acme/connections/{id}")
@@ -106,6 +116,13 @@ async fn a_valid_create_is_accepted() {
         "speed",
     ] {
         assert!(!body[field].is_null(), "{field} missing in {body}");
+    }
+    assert_eq!(
+        (body["deleted"].as_bool(), body["deletedAt"].clone()),
+        (Some(false), Value::Null)
+    );
+    for field in ["srcVlanRequest", "destVlanRequest"] {
+        assert!(body.get(field).is_some(), "{field} missing in {body}");
     }
 }
 
@@ -419,8 +436,10 @@ async fn companies_cannot_reach_each_other() {
     let id = create_ok(&sandbox, "fc-acme").await;
     for (method, path) in [
         (Method::GET, "/api/company/acme/ports".to_owned()),
-        (Method::GET, "/api/company/acme/connections".to_owned()),
+        (Method::GET, LIST_V1.to_owned()),
+        (Method::GET, search_path(DEFAULT_COMPANY, "ACTIVE", 1, 20)),
         (Method::GET, get_path(&id)),
+        (Method::GET, get_path_v1(&id)),
         (Method::DELETE, delete_path(&id)),
         (Method::PUT, CREATE.to_owned()),
     ] {
@@ -430,7 +449,7 @@ async fn companies_cannot_reach_each_other() {
         assert_eq!(status, 403, "{method} {path}: {body}");
     }
     // Through its own company path, another company's connection does not exist.
-    let path = format!("/api/company/globex/connections/{id}");
+    let path = format!("/api/v2/company/globex/connections/{id}");
     let (status, _) = sandbox
         .request(Method::GET, &path, Some(OTHER_KEY), None)
         .await;
@@ -647,12 +666,7 @@ async fn delete_goes_through_deleting_then_the_connection_is_gone() {
     })
     .await;
     let (_, list) = sandbox
-        .request(
-            Method::GET,
-            "/api/company/acme/connections",
-            Some(DEFAULT_KEY),
-            None,
-        )
+        .request(Method::GET, LIST_V1, Some(DEFAULT_KEY), None)
         .await;
     assert_eq!(list["results"], json!([]));
     assert_eq!(sandbox.status_of(&id).await.as_deref(), Some("DELETED"));
@@ -857,34 +871,820 @@ async fn faults_apply_to_the_api_only_and_can_change_at_runtime() {
 #[tokio::test]
 async fn holds_thousands_of_connections() {
     let sandbox = Sandbox::start(&INSTANT);
-    let client = sandbox.client();
-    let key = ApiKey::new(DEFAULT_KEY);
+    // 1 Mbps each, so 2000 fit on the 10 Gbps port.
+    let body = |i: usize| {
+        let body = with(
+            valid_request_json(&format!("fc-{i}")),
+            "portId",
+            json!(PORT_10G.id),
+        );
+        with(body, "speed", json!(1))
+    };
+    let sandbox_ref = &sandbox;
     let created = futures::stream::iter(0..2000)
-        .map(|i| {
-            let (client, key) = (client.clone(), key.clone());
-            async move {
-                client
-                    .create_layer2(&key, DEFAULT_COMPANY, &valid_request(&format!("fc-{i}")))
-                    .await
-            }
-        })
+        .map(|i| async move { create(sandbox_ref, body(i)).await.0 })
         .buffer_unordered(16)
-        .filter(|result| std::future::ready(result.is_ok()))
+        .filter(|status| std::future::ready(*status == 200))
         .count()
         .await;
     assert_eq!(created, 2000);
     let started = Instant::now();
-    let listed = client
-        .list_connections(&key, DEFAULT_COMPANY)
-        .await
-        .unwrap();
+    let (status, listed) = sandbox
+        .request(Method::GET, LIST_V1, Some(DEFAULT_KEY), None)
+        .await;
+    assert_eq!(status, 200);
+    let listed = listed["results"].as_array().unwrap().clone();
     assert_eq!(listed.len(), 2000);
-    assert!(listed.iter().all(|c| c.status == ConnectionStatus::Active));
+    assert!(listed.iter().all(|c| c["status"] == "ACTIVE"));
+    let mut paged = 0;
+    for page in 1.. {
+        let ids = sandbox
+            .search_ids(DEFAULT_KEY, DEFAULT_COMPANY, "ACTIVE", page, 50)
+            .await;
+        if ids.is_empty() {
+            break;
+        }
+        paged += ids.len();
+    }
+    assert_eq!(paged, 2000);
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(10),
         "listing took {:?}",
         started.elapsed()
     );
+}
+
+// ---- The paged search and what the spec leaves open ----
+
+/// Ids of the connections in `results`.
+fn ids_of(body: &Value) -> Vec<String> {
+    body["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results in {body}"))
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn delete_api(sandbox: &Sandbox, id: &str) -> (u16, Value) {
+    sandbox
+        .request(Method::DELETE, &delete_path(id), Some(DEFAULT_KEY), None)
+        .await
+}
+
+#[tokio::test]
+async fn search_pages_oldest_first_and_serves_a_larger_count_as_the_maximum() {
+    let sandbox = Sandbox::start(&[
+        "--search-max-count",
+        "5",
+        "--creating-delay",
+        "0",
+        "--approval-delay",
+        "0",
+    ]);
+    let seeded = sandbox.seed(DEFAULT_COMPANY, 17, "ACTIVE", "other-").await;
+    assert_eq!(seeded.len(), 17);
+    sandbox
+        .seed(DEFAULT_COMPANY, 4, "PENDING", "waiting-")
+        .await;
+    let stats = sandbox.stats().await;
+    assert_eq!(stats.0["totalRequests"], 0, "seeding is not counted");
+    let newest = create_ok(&sandbox, "fc-new").await;
+    wait_for_api_status(&sandbox, &newest, "ACTIVE").await;
+
+    let mut pages = Vec::new();
+    for page in 1..=5 {
+        let (status, body) = sandbox
+            .search(DEFAULT_KEY, DEFAULT_COMPANY, "ACTIVE", page, 20)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body.as_object().unwrap().len(), 1, "only results: {body}");
+        pages.push(ids_of(&body));
+    }
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![5, 5, 5, 3, 0], "count 20 is served as 5");
+    let all: Vec<String> = pages.concat();
+    let mut expected = seeded.clone();
+    expected.push(newest.clone());
+    assert_eq!(
+        all, expected,
+        "oldest first; the new one lands on the last page"
+    );
+    let stats = sandbox.stats().await;
+    assert_eq!(stats.count("search_connections", 200), 5);
+    assert_eq!(stats.total("search_connections"), 5);
+
+    // The maximum can change at run time.
+    sandbox
+        .change_behaviour(json!({"searchMaxCount": 100}))
+        .await;
+    let ids = sandbox
+        .search_ids(DEFAULT_KEY, DEFAULT_COMPANY, "ACTIVE", 1, 20)
+        .await;
+    assert_eq!(ids.len(), 18);
+}
+
+#[tokio::test]
+async fn search_requires_page_count_and_status() {
+    let sandbox = Sandbox::start(&[]);
+    let base = "/api/v2/company/acme/connections";
+    for (query, named) in [
+        ("", "'page'"),
+        ("?count=20&status=ACTIVE", "'page'"),
+        ("?page=1&status=ACTIVE", "'count'"),
+        ("?page=1&count=20", "'status'"),
+        ("?page=1&count=20&status=", "'status'"),
+        ("?page=0&count=20&status=ACTIVE", "'page'"),
+        ("?page=1&count=-2&status=ACTIVE", "'count'"),
+        ("?page=one&count=20&status=ACTIVE", "'page'"),
+        ("?page=1&count=0&status=ACTIVE", "'count'"),
+    ] {
+        let (status, body) = sandbox
+            .request(
+                Method::GET,
+                &format!("{base}{query}"),
+                Some(DEFAULT_KEY),
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(message(&body).contains(named), "{query}: {body}");
+    }
+    assert_eq!(sandbox.stats().await.count("search_connections", 400), 9);
+}
+
+#[tokio::test]
+async fn search_matches_statuses_ignoring_case_spaces_and_underscores() {
+    let sandbox = Sandbox::start(&[]);
+    let waiting = sandbox
+        .seed(DEFAULT_COMPANY, 2, "PENDING_ACCEPTANCE", "waiting-")
+        .await;
+    sandbox.seed(DEFAULT_COMPANY, 3, "ACTIVE", "up-").await;
+    for status in [
+        "PENDING ACCEPTANCE",
+        "pending_acceptance",
+        "Pending Acceptance",
+    ] {
+        let ids = sandbox
+            .search_ids(DEFAULT_KEY, DEFAULT_COMPANY, status, 1, 20)
+            .await;
+        assert_eq!(ids, waiting, "{status}");
+    }
+    let (status, body) = sandbox
+        .search(DEFAULT_KEY, DEFAULT_COMPANY, "ALL", 1, 20)
+        .await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"results": []})),
+        "there is no 'all'"
+    );
+    // Another company's connections never show.
+    let (status, body) = sandbox
+        .search(OTHER_KEY, OTHER_COMPANY, "ACTIVE", 1, 20)
+        .await;
+    assert_eq!((status, body), (200, json!({"results": []})));
+}
+
+#[tokio::test]
+async fn listing_lag_hides_new_connections_from_search_and_list_but_not_from_reads() {
+    let sandbox = Sandbox::start(&[
+        "--list-lag",
+        "3s",
+        "--creating-delay",
+        "0",
+        "--approval-delay",
+        "0",
+    ]);
+    let id = create_ok(&sandbox, "fc-lagging").await;
+    let (status, read) = api_status(&sandbox, &id).await;
+    assert_eq!((status, read["status"].as_str()), (200, Some("ACTIVE")));
+    let searched = sandbox
+        .search_ids(DEFAULT_KEY, DEFAULT_COMPANY, "ACTIVE", 1, 20)
+        .await;
+    assert!(!searched.contains(&id), "lagging connection searched");
+    let (_, listed) = sandbox
+        .request(Method::GET, LIST_V1, Some(DEFAULT_KEY), None)
+        .await;
+    assert!(!ids_of(&listed).contains(&id), "lagging connection listed");
+    let (sandbox_ref, id_ref) = (&sandbox, id.as_str());
+    eventually("the connection to be searchable", WAIT, || async move {
+        let ids = sandbox_ref
+            .search_ids(DEFAULT_KEY, DEFAULT_COMPANY, "ACTIVE", 1, 20)
+            .await;
+        ids.contains(&id_ref.to_owned()).then_some(())
+    })
+    .await;
+    let (_, listed) = sandbox
+        .request(Method::GET, LIST_V1, Some(DEFAULT_KEY), None)
+        .await;
+    assert!(ids_of(&listed).contains(&id));
+
+    // Set at run time, the lag applies to connections that exist.
+    let settings = sandbox
+        .change_behaviour(json!({"listLagMs": 600_000}))
+        .await;
+    assert_eq!(settings["listLagMs"], 600_000);
+    let ids = sandbox
+        .search_ids(DEFAULT_KEY, DEFAULT_COMPANY, "ACTIVE", 1, 20)
+        .await;
+    assert!(ids.is_empty(), "{ids:?}");
+    sandbox.change_behaviour(json!({"listLagMs": 0})).await;
+    let ids = sandbox
+        .search_ids(DEFAULT_KEY, DEFAULT_COMPANY, "ACTIVE", 1, 20)
+        .await;
+    assert_eq!(ids, vec![id]);
+}
+
+#[tokio::test]
+async fn a_late_create_answer_comes_after_the_order_is_stored() {
+    let sandbox = Sandbox::start(&INSTANT);
+    sandbox
+        .change_behaviour(json!({"createDelayMs": 3000}))
+        .await;
+    let started = Instant::now();
+    let sandbox_ref = &sandbox;
+    let ((status, answer, answered), (stored, seen)) = tokio::join!(
+        async {
+            let (status, answer) = create(sandbox_ref, valid_request_json("fc-late")).await;
+            (status, answer, started.elapsed())
+        },
+        async {
+            let stored = eventually("the order to be stored", WAIT, || async move {
+                let all = sandbox_ref.connections().await;
+                all.into_iter().find(|c| c["name"] == "fc-late")
+            })
+            .await;
+            (stored, started.elapsed())
+        },
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        seen + Duration::from_secs(1) < answered,
+        "stored after {seen:?}, answered after {answered:?}"
+    );
+    assert!(answered >= Duration::from_secs(3), "{answered:?}");
+    assert_eq!(stored["id"], answer["id"]);
+    assert_eq!(answer["status"], "CREATING");
+    // The lifecycle started with the order, not with the answer.
+    assert_eq!(stored["status"], "ACTIVE");
+    let stats = sandbox.stats().await;
+    assert_eq!(stats.count("create_layer2", 200), 1);
+    // Refusals are not delayed.
+    let before = Instant::now();
+    let (status, _) = create(&sandbox, without(valid_request_json("x"), "name")).await;
+    assert_eq!(status, 400);
+    assert!(before.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn duplicate_names_are_refused_while_the_name_is_in_use() {
+    let sandbox = Sandbox::start(&[
+        "--refuse-duplicate-names",
+        "--creating-delay",
+        "0",
+        "--approval-delay",
+        "0",
+        "--deleting-delay",
+        "0",
+    ]);
+    let first = create_ok(&sandbox, "fc-dup").await;
+    let (status, body) = create(&sandbox, valid_request_json("fc-dup")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(message(&body), "Connection name 'fc-dup' is already in use");
+    assert_eq!(sandbox.connections().await.len(), 1);
+    // Another company may use the name.
+    let globex = with(
+        valid_request_json("fc-dup"),
+        "portId",
+        json!(OTHER_COMPANY_PORT.id),
+    );
+    let (status, body) = sandbox
+        .request(
+            Method::PUT,
+            "/api/v2/company/globex/connections/layer2",
+            Some(OTHER_KEY),
+            Some(globex),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Once deleted, the name is free again.
+    assert_eq!(delete_api(&sandbox, &first).await.0, 200);
+    assert_eq!(sandbox.status_of(&first).await.as_deref(), Some("DELETED"));
+    let second = create_ok(&sandbox, "fc-dup").await;
+    assert_ne!(first, second);
+    // Switched off at run time, duplicates are accepted.
+    sandbox
+        .change_behaviour(json!({"refuseDuplicateNames": false}))
+        .await;
+    create_ok(&sandbox, "fc-dup").await;
+}
+
+#[tokio::test]
+async fn deleting_a_request_never_active_cancels_it() {
+    let sandbox = Sandbox::start(&["--creating-delay", "0", "--manual-approval"]);
+    let pending = create_ok(&sandbox, "fc-pending").await;
+    wait_for_api_status(&sandbox, &pending, "PENDING").await;
+    let (status, body) = delete_api(&sandbox, &pending).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CANCELLED")));
+    let (status, read) = api_status(&sandbox, &pending).await;
+    assert_eq!((status, read["status"].as_str()), (200, Some("CANCELLED")));
+    assert_eq!(read["deleted"], false);
+    let (status, again) = delete_api(&sandbox, &pending).await;
+    assert_eq!(
+        (status, again["status"].as_str(), &again["updatedAt"]),
+        (200, Some("CANCELLED"), &body["updatedAt"]),
+        "a repeated DELETE changes nothing"
+    );
+    let cancelled = sandbox
+        .search_ids(DEFAULT_KEY, DEFAULT_COMPANY, "CANCELLED", 1, 20)
+        .await;
+    assert_eq!(cancelled, vec![pending.clone()]);
+    let deleted = sandbox
+        .search_ids(DEFAULT_KEY, DEFAULT_COMPANY, "DELETED", 1, 20)
+        .await;
+    assert!(deleted.is_empty());
+
+    // A CREATING one is cancelled too, and so is a PENDING_ACCEPTANCE one.
+    sandbox
+        .set_lifecycle(Lifecycle {
+            creating_delay: Duration::from_secs(600),
+            ..Lifecycle::fixture()
+        })
+        .await;
+    let creating = create_ok(&sandbox, "fc-creating").await;
+    let (status, body) = delete_api(&sandbox, &creating).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CANCELLED")));
+    let accepting = create_ok(&sandbox, "fc-accepting").await;
+    sandbox.set_status(&accepting, "PENDING_ACCEPTANCE").await;
+    let (status, body) = delete_api(&sandbox, &accepting).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CANCELLED")));
+    assert_eq!(
+        sandbox.status_of(&pending).await.as_deref(),
+        Some("CANCELLED")
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_live_connection_is_asynchronous_by_default() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = create_ok(&sandbox, "fc").await;
+    wait_for_api_status(&sandbox, &id, "ACTIVE").await;
+    let (status, body) = delete_api(&sandbox, &id).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("DELETING")));
+    let (status, read) = api_status(&sandbox, &id).await;
+    assert_eq!((status, read["status"].as_str()), (200, Some("DELETING")));
+    let (sandbox_ref, id_ref) = (&sandbox, id.as_str());
+    eventually("the connection to be DELETED", WAIT, || async move {
+        (api_status(sandbox_ref, id_ref).await.0 == 404).then_some(())
+    })
+    .await;
+    let (status, found) = sandbox
+        .search(DEFAULT_KEY, DEFAULT_COMPANY, "DELETED", 1, 20)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(ids_of(&found), vec![id.clone()]);
+    assert_eq!(found["results"][0]["deleted"], true);
+    assert!(found["results"][0]["deletedAt"].is_string());
+    // Other live statuses are deleted the same way.
+    for status in [
+        "ACCEPTED",
+        "DENIED",
+        "ERROR",
+        "DISABLED",
+        "MANUAL",
+        "SOMETHING_NEW",
+    ] {
+        let id = create_ok(&sandbox, &format!("fc-{status}")).await;
+        sandbox.set_status(&id, status).await;
+        let (code, body) = delete_api(&sandbox, &id).await;
+        assert_eq!(
+            (code, body["status"].as_str()),
+            (200, Some("DELETING")),
+            "{status}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleted_connections_can_be_shown_on_read() {
+    let sandbox = Sandbox::start(&[
+        "--deleted-reads",
+        "show",
+        "--creating-delay",
+        "0",
+        "--approval-delay",
+        "0",
+        "--deleting-delay",
+        "0",
+    ]);
+    let id = create_ok(&sandbox, "fc").await;
+    assert_eq!(delete_api(&sandbox, &id).await.0, 200);
+    let (status, read) = api_status(&sandbox, &id).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(
+        (read["status"].as_str(), read["deleted"].as_bool()),
+        (Some("DELETED"), Some(true))
+    );
+    assert!(read["deletedAt"].is_string(), "{read}");
+    let (status, _) = sandbox
+        .request(Method::GET, &get_path_v1(&id), Some(DEFAULT_KEY), None)
+        .await;
+    assert_eq!(status, 200, "the older path too");
+    // Still left out of the unpaged list; a second DELETE is 404.
+    let (_, listed) = sandbox
+        .request(Method::GET, LIST_V1, Some(DEFAULT_KEY), None)
+        .await;
+    assert!(ids_of(&listed).is_empty());
+    assert_eq!(delete_api(&sandbox, &id).await.0, 404);
+    sandbox
+        .change_behaviour(json!({"deletedReads": "404"}))
+        .await;
+    assert_eq!(api_status(&sandbox, &id).await.0, 404);
+}
+
+#[tokio::test]
+async fn errors_come_in_the_three_documented_shapes() {
+    let sandbox = Sandbox::start(&["--error-shape", "flat"]);
+    let unknown = get_path("ffffffffffffffffffffffff");
+    let (status, body) = sandbox
+        .request(Method::GET, &unknown, Some(DEFAULT_KEY), None)
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({"statusCode": 404, "name": "NotFoundError",
+               "message": "Connection 'ffffffffffffffffffffffff' not found"})
+    );
+    for (shape, expected) in [
+        (
+            ErrorShape::Message,
+            json!({"message": "Invalid API key", "status": 401, "statusCode": 401}),
+        ),
+        (
+            ErrorShape::Nested,
+            json!({"error": {"statusCode": 401, "name": "UnauthorizedError",
+                             "message": "Invalid API key"}}),
+        ),
+        (
+            ErrorShape::Flat,
+            json!({"statusCode": 401, "name": "UnauthorizedError", "message": "Invalid API key"}),
+        ),
+    ] {
+        sandbox
+            .set_behaviour(Behaviour {
+                error_shape: shape,
+                ..Behaviour::default()
+            })
+            .await;
+        let (status, body) = sandbox
+            .request(Method::GET, &unknown, Some("wrong"), None)
+            .await;
+        assert_eq!((status, body), (401, expected), "{shape:?}");
+    }
+    // Unknown routes and injected faults follow the shape too.
+    sandbox
+        .change_behaviour(json!({"errorShape": "message"}))
+        .await;
+    let (status, body) = sandbox
+        .request(Method::GET, "/api/nowhere", Some(DEFAULT_KEY), None)
+        .await;
+    assert_eq!((status, body["status"].as_u64()), (404, Some(404)));
+    sandbox
+        .set_faults(Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        })
+        .await;
+    let (status, body) = sandbox
+        .request(
+            Method::GET,
+            "/api/company/acme/ports",
+            Some(DEFAULT_KEY),
+            None,
+        )
+        .await;
+    assert_eq!((status, body["statusCode"].as_u64()), (500, Some(500)));
+    assert!(body.get("error").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn a_read_only_key_reads_but_is_denied_writes() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = create_ok(&sandbox, "fc").await;
+    for path in [
+        "/api/company/acme/ports".to_owned(),
+        "/api/company/oracle/metro/capabilities".to_owned(),
+        search_path(DEFAULT_COMPANY, "ACTIVE", 1, 20),
+        LIST_V1.to_owned(),
+        get_path(&id),
+        get_path_v1(&id),
+    ] {
+        let (status, body) = sandbox
+            .request(Method::GET, &path, Some(READONLY_KEY), None)
+            .await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (status, body) = sandbox
+        .request(
+            Method::PUT,
+            CREATE,
+            Some(READONLY_KEY),
+            Some(valid_request_json("ro")),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!({"error": {
+            "accessRequests": [{
+                "action": "network:CreateConnection",
+                "resource": format!("company/{DEFAULT_COMPANY_ID}/connections"),
+            }],
+            "message": "Access denied",
+            "status": 401,
+            "statusCode": 401,
+        }})
+    );
+    let (status, body) = sandbox
+        .request(Method::DELETE, &delete_path(&id), Some(READONLY_KEY), None)
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error"]["accessRequests"][0]["action"],
+        "network:DeleteConnection"
+    );
+    assert_eq!(sandbox.connections().await.len(), 1);
+    assert_eq!(sandbox.status_of(&id).await.as_deref(), Some("ACTIVE"));
+    let stats = sandbox.stats().await;
+    assert_eq!(stats.count("create_layer2", 401), 1);
+    assert_eq!(stats.count("delete_connection", 401), 1);
+    // The read-only key is still scoped to its company.
+    let (status, _) = sandbox
+        .request(
+            Method::GET,
+            "/api/company/globex/ports",
+            Some(READONLY_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+async fn remaining(sandbox: &Sandbox, key: &str, company: &str, port_id: &str) -> u64 {
+    let (status, body) = sandbox
+        .request(
+            Method::GET,
+            &format!("/api/company/{company}/ports"),
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == port_id)
+        .and_then(|p| p["capacity"]["remaining"].as_u64())
+        .unwrap_or_else(|| panic!("no capacity for {port_id} in {body}"))
+}
+
+#[tokio::test]
+async fn port_capacity_is_shown_and_enforced() {
+    let sandbox = Sandbox::start(&INSTANT);
+    assert_eq!(
+        remaining(&sandbox, DEFAULT_KEY, DEFAULT_COMPANY, PORT_1G.id).await,
+        1000
+    );
+    let (status, big) = create(
+        &sandbox,
+        with(valid_request_json("fc-900"), "speed", json!(900)),
+    )
+    .await;
+    assert_eq!(status, 200, "{big}");
+    assert_eq!(
+        remaining(&sandbox, DEFAULT_KEY, DEFAULT_COMPANY, PORT_1G.id).await,
+        100
+    );
+    assert_eq!(
+        remaining(&sandbox, DEFAULT_KEY, DEFAULT_COMPANY, PORT_10G.id).await,
+        10000
+    );
+    let (status, body) = create(
+        &sandbox,
+        with(valid_request_json("fc-200"), "speed", json!(200)),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let text = message(&body);
+    assert!(
+        text.contains("200") && text.contains("100") && text.contains("'speed'"),
+        "{text}"
+    );
+    let small = create_ok(&sandbox, "fc-100").await;
+    assert_eq!(
+        remaining(&sandbox, DEFAULT_KEY, DEFAULT_COMPANY, PORT_1G.id).await,
+        0
+    );
+    // A denied connection gives its bandwidth back.
+    sandbox.deny(&small).await;
+    assert_eq!(
+        remaining(&sandbox, DEFAULT_KEY, DEFAULT_COMPANY, PORT_1G.id).await,
+        100
+    );
+}
+
+#[tokio::test]
+async fn fixture_capacity_and_port_statuses_are_honoured() {
+    let yaml = r#"
+lifecycle: {creatingDelay: 0, approvalDelay: 0}
+companies:
+  - username: initech
+    id: 00000000000000000000000a
+    apiKeys: [initech-key]
+    ports:
+      - {id: p1, name: Busy, speedMbps: 1000, capacityRemainingMbps: 300, metroId: m-home}
+      - {id: p2, name: Fresh, speedMbps: 1000, status: READY, metroId: m-home}
+      - {id: p3, name: Boarding, speedMbps: 1000, status: ONBOARDING, metroId: m-home}
+oracleMetros:
+  - {id: m-away, name: Away, code: AWY, firstDataCenterFacilityIdInMetro: dcf-away}
+"#;
+    let sandbox = Sandbox::start_with_config(yaml);
+    let order = |port: &str, speed: u64| {
+        json!({
+            "type": "LAYER2", "name": format!("fc-{port}-{speed}"), "portId": port,
+            "speed": speed, "destMetroId": "m-away", "destCompany": "oracle",
+            "paymentType": "invoice", "destDcf": "dcf-away", "duration": 1, "durationUnit": "y"
+        })
+    };
+    let path = "/api/v2/company/initech/connections/layer2";
+    let key = Some("initech-key");
+    assert_eq!(
+        remaining(&sandbox, "initech-key", "initech", "p1").await,
+        300
+    );
+    let (status, body) = sandbox
+        .request(Method::PUT, path, key, Some(order("p1", 400)))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(message(&body).contains("300"), "{body}");
+    let (status, body) = sandbox
+        .request(Method::PUT, path, key, Some(order("p1", 250)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        remaining(&sandbox, "initech-key", "initech", "p1").await,
+        50
+    );
+    let (_, ports) = sandbox
+        .request(Method::GET, "/api/company/initech/ports", key, None)
+        .await;
+    let statuses: Vec<&str> = ports["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["ACTIVE", "READY", "ONBOARDING"]);
+    for port in ["p2", "p3"] {
+        let (status, body) = sandbox
+            .request(Method::PUT, path, key, Some(order(port, 10)))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(message(&body).contains("not ACTIVE"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn the_spec_shape_writes_connections_and_metros_like_the_spec_example() {
+    let sandbox = Sandbox::start(&[
+        "--connection-shape",
+        "spec",
+        "--creating-delay",
+        "0",
+        "--manual-approval",
+    ]);
+    let (status, created) = create(&sandbox, valid_request_json("fc-spec")).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let read = wait_for_api_status(&sandbox, &id, "PENDING").await;
+    for body in [&created, &read] {
+        assert!(body.get("srcPortId").is_none(), "{body}");
+        assert!(body.get("destMetroId").is_none(), "{body}");
+        assert_eq!(body["destMetro"], json!([{"id": METRO_HKG.id}]));
+        assert_eq!(
+            body["port"],
+            json!([{"id": PORT_1G.id}, {"companyId": DEFAULT_COMPANY_ID}])
+        );
+        let dest_company = body["destCompany"].as_array().unwrap();
+        assert!(dest_company[0]["id"].is_string(), "{body}");
+        assert!(body["vlan"].is_array(), "{body}");
+        assert!(
+            body["srcVlan"].is_u64() && body["destVlan"].is_u64(),
+            "{body}"
+        );
+        assert_eq!(body["deleted"], false);
+        assert!(body.get("srcVlanRequest").is_some() && body.get("destVlanRequest").is_some());
+    }
+    assert_eq!(
+        read["request"],
+        json!([{"status": "PENDING"}, {"speed": 100}])
+    );
+    sandbox.activate(&id).await;
+    let active = wait_for_api_status(&sandbox, &id, "ACTIVE").await;
+    assert_eq!(active["request"], json!([]));
+    let (_, metros) = sandbox
+        .request(
+            Method::GET,
+            "/api/company/oracle/metro/capabilities",
+            Some(DEFAULT_KEY),
+            None,
+        )
+        .await;
+    let hkg = metros["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == METRO_HKG.id)
+        .unwrap();
+    assert_eq!(hkg["firstDataCenterFacilityId"], METRO_HKG.dcf);
+    assert!(hkg.get("firstDataCenterFacilityIdInMetro").is_none());
+    // Back to the reference shape at run time; the admin view always uses it.
+    assert_eq!(
+        sandbox.connection(&id).await.unwrap()["srcPortId"],
+        PORT_1G.id
+    );
+    sandbox
+        .change_behaviour(json!({"connectionShape": "reference"}))
+        .await;
+    let (_, read) = api_status(&sandbox, &id).await;
+    assert_eq!(
+        (read["srcPortId"].as_str(), read["destCompany"].as_str()),
+        (Some(PORT_1G.id), Some("oracle"))
+    );
+}
+
+#[tokio::test]
+async fn the_older_paths_still_answer_under_their_own_labels() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = create_ok(&sandbox, "fc").await;
+    let (status, read) = sandbox
+        .request(Method::GET, &get_path_v1(&id), Some(DEFAULT_KEY), None)
+        .await;
+    assert_eq!((status, read["id"].as_str()), (200, Some(id.as_str())));
+    let (status, listed) = sandbox
+        .request(Method::GET, LIST_V1, Some(DEFAULT_KEY), None)
+        .await;
+    assert_eq!((status, ids_of(&listed)), (200, vec![id.clone()]));
+    api_status(&sandbox, &id).await;
+    let stats = sandbox.stats().await;
+    assert_eq!(stats.count("get_connection_v1", 200), 1);
+    assert_eq!(stats.count("list_connections", 200), 1);
+    assert_eq!(stats.count("get_connection", 200), 1);
+}
+
+#[tokio::test]
+async fn behaviour_switches_round_trip_and_reset() {
+    let sandbox = Sandbox::start(&[]);
+    let defaults = sandbox.behaviour().await;
+    assert_eq!(defaults, Behaviour::default().to_json());
+    let wanted = Behaviour {
+        list_lag: Duration::from_millis(1500),
+        create_delay: Duration::from_millis(20),
+        refuse_duplicate_names: true,
+        deleted_reads: DeletedReads::Show,
+        error_shape: ErrorShape::Message,
+        connection_shape: ConnectionShape::Spec,
+        search_max_count: 7,
+    };
+    assert_eq!(
+        sandbox.set_behaviour(wanted.clone()).await,
+        wanted.to_json()
+    );
+    assert_eq!(sandbox.behaviour().await, wanted.to_json());
+    for bad in [
+        json!({"errorShape": "xml"}),
+        json!({"deletedReads": "410"}),
+        json!({"connectionShape": "v3"}),
+        json!({"searchMaxCount": 0}),
+        json!({"colour": "red"}),
+    ] {
+        let (status, body) = sandbox
+            .request(Method::PUT, "/_sandbox/behaviour", None, Some(bad.clone()))
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, _) = sandbox
+        .request(
+            Method::POST,
+            "/_sandbox/seed",
+            None,
+            Some(json!({"company": "nobody", "count": 1})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    sandbox.reset().await;
+    assert_eq!(sandbox.behaviour().await, defaults);
 }
 
 // ---- The binary itself ----
@@ -918,8 +1718,19 @@ fn help_documents_every_option() {
         "--throttle-rate",
         "--retry-after",
         "--lost-create-rate",
+        "--search-max-count",
+        "--list-lag",
+        "--create-delay",
+        "--refuse-duplicate-names",
+        "--deleted-reads",
+        "--error-shape",
+        "--connection-shape",
         "SANDBOX_CREATING_DELAY",
+        "SANDBOX_LIST_LAG",
         "/_sandbox/faults",
+        "/_sandbox/behaviour",
+        "/_sandbox/seed",
+        "/api/v2/company/{company}/connections?page=1&count=20&status=ACTIVE",
     ] {
         assert!(
             help.contains(flag),
@@ -944,6 +1755,9 @@ fn default_config_matches_the_test_constants() {
         (Some(DEFAULT_COMPANY), Some(DEFAULT_COMPANY_ID))
     );
     assert_eq!(acme["apiKeys"][0], DEFAULT_KEY);
+    assert_eq!(acme["readOnlyApiKeys"][0], READONLY_KEY);
+    assert_eq!(config["lifecycle"]["deletingDelay"], "1s");
+    assert_eq!(config["search"]["maxCount"], 50);
     assert_eq!(config["companies"][1]["apiKeys"][0], OTHER_KEY);
     let ports = acme["ports"].as_array().unwrap();
     for fixture in [

@@ -114,9 +114,16 @@ impl Error {
         };
         let message = message.to_ascii_lowercase();
         message.contains("name")
-            && ["in use", "already", "exists", "taken", "duplicate", "unique"]
-                .iter()
-                .any(|hint| message.contains(hint))
+            && [
+                "in use",
+                "already",
+                "exists",
+                "taken",
+                "duplicate",
+                "unique",
+            ]
+            .iter()
+            .any(|hint| message.contains(hint))
     }
 }
 
@@ -343,13 +350,25 @@ mod tests {
                 needs: vec!["network:CreateConnection".into()]
             }
         );
-        assert!(err.to_string().contains("needs network:CreateConnection"), "{err}");
+        assert!(
+            err.to_string().contains("needs network:CreateConnection"),
+            "{err}"
+        );
         assert!(!err.is_retryable());
         let flat = br#"{"message":"Access denied","status":401,"statusCode":401}"#;
-        assert!(matches!(from_response(401, None, flat, &k), Error::AccessDenied { .. }));
+        assert!(matches!(
+            from_response(401, None, flat, &k),
+            Error::AccessDenied { .. }
+        ));
         let bad_key = br#"{"error":{"statusCode":401,"name":"UnauthorizedError","message":"Invalid API key"}}"#;
-        assert!(matches!(from_response(401, None, bad_key, &k), Error::Unauthorized { .. }));
-        assert!(matches!(from_response(401, None, b"denied", &k), Error::Unauthorized { .. }));
+        assert!(matches!(
+            from_response(401, None, bad_key, &k),
+            Error::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            from_response(401, None, b"denied", &k),
+            Error::Unauthorized { .. }
+        ));
     }
 
     #[test]

@@ -242,7 +242,9 @@ impl Client {
             "connections",
             segment(id, "connection id")?,
         ]);
-        let body = self.call(endpoint, company, key, self.http.get(url)).await?;
+        let body = self
+            .call(endpoint, company, key, self.http.get(url))
+            .await?;
         decode(endpoint, &body, key)
     }
 

@@ -334,9 +334,7 @@ impl<'de> Deserialize<'de> for Connection {
             let top = names.iter().find_map(|name| vlan_number(field(name)));
             top.or_else(|| names.iter().find_map(|name| vlan_number(&vlan[*name])))
         };
-        let partner_error = flatten(field("partner"))
-            .get("errorMessage")
-            .and_then(text);
+        let partner_error = flatten(field("partner")).get("errorMessage").and_then(text);
         Ok(Connection {
             id,
             name: text(field("name")).unwrap_or_default(),
@@ -696,10 +694,9 @@ mod tests {
 
     #[test]
     fn metro_facility_id_under_either_name() {
-        let reference: Metro = serde_json::from_value(
-            json!({"id": "m", "firstDataCenterFacilityIdInMetro": "dcf-1"}),
-        )
-        .unwrap();
+        let reference: Metro =
+            serde_json::from_value(json!({"id": "m", "firstDataCenterFacilityIdInMetro": "dcf-1"}))
+                .unwrap();
         assert_eq!(reference.facility_id(), Some("dcf-1"));
         let spec: Metro =
             serde_json::from_value(json!({"id": "m", "firstDataCenterFacilityId": "dcf-2"}))
@@ -740,7 +737,10 @@ mod tests {
         assert_eq!(request.status.as_deref(), Some("PENDING"));
         assert_eq!(request.speed, Some(580.0));
         assert_eq!(request.src_approval, None);
-        assert_eq!(request.dest_approval.as_deref(), Some("58afc0479430ab7f3666b971"));
+        assert_eq!(
+            request.dest_approval.as_deref(),
+            Some("58afc0479430ab7f3666b971")
+        );
     }
 
     #[test]
@@ -758,12 +758,17 @@ mod tests {
         assert_eq!(c.error_reason.as_deref(), Some("VLAN in use at Oracle"));
         assert!(c.is_deleted());
         assert_eq!(c.request.unwrap().speed, Some(200.0));
-        let c: Connection =
-            serde_json::from_value(json!({"id": 7, "destCompany": "oracle", "vlan": {"srcVlan": 9999}}))
-                .unwrap();
+        let c: Connection = serde_json::from_value(
+            json!({"id": 7, "destCompany": "oracle", "vlan": {"srcVlan": 9999}}),
+        )
+        .unwrap();
         assert_eq!(c.id, "7");
         assert_eq!(c.dest_company.as_deref(), Some("oracle"));
-        assert_eq!(c.vlans, AssignedVlans::default(), "out-of-range VLANs are not VLANs");
+        assert_eq!(
+            c.vlans,
+            AssignedVlans::default(),
+            "out-of-range VLANs are not VLANs"
+        );
         assert_eq!(c.request, None);
     }
 
@@ -778,22 +783,32 @@ mod tests {
         let enveloped: Results<Connection> =
             serde_json::from_value(json!({"results": [{"id": "a"}]})).unwrap();
         assert_eq!(enveloped.results.len(), 1);
-        let bare: Results<Connection> = serde_json::from_value(json!([{"id": "a"}, {"id": "b"}])).unwrap();
+        let bare: Results<Connection> =
+            serde_json::from_value(json!([{"id": "a"}, {"id": "b"}])).unwrap();
         assert_eq!(bare.results.len(), 2);
         assert!(serde_json::from_value::<Results<Connection>>(json!({"data": []})).is_err());
     }
 
     #[test]
     fn searched_statuses_cover_every_documented_live_status() {
-        let searched: Vec<ConnectionStatus> =
-            SEARCHED_STATUSES.iter().map(|s| ConnectionStatus::parse(s)).collect();
+        let searched: Vec<ConnectionStatus> = SEARCHED_STATUSES
+            .iter()
+            .map(|s| ConnectionStatus::parse(s))
+            .collect();
         for status in [
-            ConnectionStatus::Creating, ConnectionStatus::Pending,
-            ConnectionStatus::PendingAcceptance, ConnectionStatus::Accepted,
-            ConnectionStatus::Activating, ConnectionStatus::Active,
-            ConnectionStatus::Disabling, ConnectionStatus::Disabled,
-            ConnectionStatus::Denied, ConnectionStatus::Cancelled,
-            ConnectionStatus::Deleting, ConnectionStatus::Manual, ConnectionStatus::Error,
+            ConnectionStatus::Creating,
+            ConnectionStatus::Pending,
+            ConnectionStatus::PendingAcceptance,
+            ConnectionStatus::Accepted,
+            ConnectionStatus::Activating,
+            ConnectionStatus::Active,
+            ConnectionStatus::Disabling,
+            ConnectionStatus::Disabled,
+            ConnectionStatus::Denied,
+            ConnectionStatus::Cancelled,
+            ConnectionStatus::Deleting,
+            ConnectionStatus::Manual,
+            ConnectionStatus::Error,
         ] {
             assert!(searched.contains(&status), "{status} is never searched");
         }

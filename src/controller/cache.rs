@@ -231,8 +231,8 @@ mod tests {
             tokio::task::yield_now().await;
             Ok(Vec::new())
         };
-        let reads =
-            (0..20).map(|_| catalog.connections(&scope, "ACTIVE", ago(Duration::from_secs(5)), fetch));
+        let reads = (0..20)
+            .map(|_| catalog.connections(&scope, "ACTIVE", ago(Duration::from_secs(5)), fetch));
         for result in futures::future::join_all(reads).await {
             result.unwrap();
         }

@@ -523,8 +523,14 @@ mod tests {
                 (Step::Wait, Reason::NameTaken)
             );
         }
-        let two = vec![connection("a", "ACTIVE", -9000), connection("b", "ACTIVE", -9000)];
-        assert_eq!(case.decide(by_name(two, 400)).reason, Reason::OrderAmbiguous);
+        let two = vec![
+            connection("a", "ACTIVE", -9000),
+            connection("b", "ACTIVE", -9000),
+        ];
+        assert_eq!(
+            case.decide(by_name(two, 400)).reason,
+            Reason::OrderAmbiguous
+        );
     }
 
     #[test]
@@ -552,7 +558,10 @@ mod tests {
             Step::Adopt(found)
         );
         let before_resource = connection("c0", "ACTIVE", -3600 - ORDER_CLOCK_SKEW.as_secs() - 1);
-        assert_eq!(case.decide(by_name(vec![before_resource], 0)).reason, Reason::NameTaken);
+        assert_eq!(
+            case.decide(by_name(vec![before_resource], 0)).reason,
+            Reason::NameTaken
+        );
         assert_eq!(case.decide(by_name(vec![], 0)).step, Step::Order);
     }
 
@@ -664,10 +673,7 @@ mod tests {
             case.decide(by_id(Some(found.clone()))).step,
             Step::Adopt(found)
         );
-        assert_eq!(
-            case.decide(by_id(None)).reason,
-            Reason::ConnectionNotFound
-        );
+        assert_eq!(case.decide(by_id(None)).reason, Reason::ConnectionNotFound);
     }
 
     #[test]
@@ -691,7 +697,10 @@ mod tests {
         );
         let mut requested = Case::new().recorded("c1").deleting().now(10);
         requested.status.disconnect_requested_at = Some(at(0).to_string());
-        assert_eq!(requested.decide(by_id(Some(active.clone()))).step, Step::Wait);
+        assert_eq!(
+            requested.decide(by_id(Some(active.clone()))).step,
+            Step::Wait
+        );
         let deleting = connection("c1", "DELETING", 0);
         assert_eq!(case.decide(by_id(Some(deleting))).step, Step::Wait);
         // Still ACTIVE a whole window after the DELETE: one more.
@@ -705,7 +714,11 @@ mod tests {
     #[test]
     fn gone_cancelled_and_deleted_release_and_denied_is_deleted_once() {
         let case = Case::new().recorded("c1").deleting();
-        for gone in [None, Some(connection("c1", "CANCELLED", 0)), Some(connection("c1", "DELETED", 0))] {
+        for gone in [
+            None,
+            Some(connection("c1", "CANCELLED", 0)),
+            Some(connection("c1", "DELETED", 0)),
+        ] {
             assert_eq!(case.decide(by_id(gone)).step, Step::Release);
         }
         let denied = connection("c1", "DENIED", 0);
@@ -717,7 +730,9 @@ mod tests {
         requested.status.disconnect_requested_at = Some(at(0).to_string());
         assert_eq!(requested.decide(by_id(Some(denied))).step, Step::Release);
         assert_eq!(
-            requested.decide(by_id(Some(connection("c1", "ERROR", 0)))).step,
+            requested
+                .decide(by_id(Some(connection("c1", "ERROR", 0))))
+                .step,
             Step::Release
         );
     }

@@ -224,7 +224,11 @@ impl<'a> Secrets<'a> {
         });
         match self
             .api
-            .patch(name, &PatchParams::apply(SECRET_GUARD_MANAGER), &Patch::Apply(patch))
+            .patch(
+                name,
+                &PatchParams::apply(SECRET_GUARD_MANAGER),
+                &Patch::Apply(patch),
+            )
             .await
         {
             Ok(_) => Ok(()),

@@ -311,7 +311,9 @@ fn requeue(
     let reason = error.map_or(report.reason, Diagnosis::reason);
     match reason.retry() {
         Retry::SpecChange => Action::await_change(),
-        Retry::Backoff => Action::requeue(ctx.backoff.next(&key, error.and_then(|e| e.retry_after()))),
+        Retry::Backoff => {
+            Action::requeue(ctx.backoff.next(&key, error.and_then(|e| e.retry_after())))
+        }
         Retry::Poll => {
             ctx.backoff.reset(&key);
             let cadence = match status.phase {

@@ -133,82 +133,123 @@ impl Reason {
     pub fn explain(self) -> &'static str {
         use Reason::*;
         match self {
-            Creating => "Console Connect is creating the connection.",
+            Creating => "Console Connect is creating the connection",
             AwaitingApproval => {
-                "PENDING: send Console Connect Support the connection id and the OCID (the \
-                 message says which Secret holds it)."
+                "Console Connect waits for approval: send Support the connection id and the OCID \
+                 (the message names the Secret that holds it)"
             }
-            Provisioning => "ACCEPTED, ACTIVATING or MANUAL: approved, being provisioned.",
-            Active => "The connection is ACTIVE.",
-            UnknownRemoteStatus => "A status this operator does not know; shown as received.",
-            Denied => "DENIED by the other side; contact Support, then delete the resource.",
-            Cancelled => "CANCELLED; delete the resource and order again if still needed.",
-            Disabled => "DISABLED or DISABLING in Console Connect; contact Support.",
-            RemoteError => "ERROR; the message carries Console Connect's `errorReason`.",
-            DeletedOutOfBand => "The connection was deleted outside Kubernetes; delete the resource.",
-            Ordering => "The order is being placed.",
+            Provisioning => "approved (`ACCEPTED`, `ACTIVATING`, `MANUAL`); wait",
+            Active => "done: the connection is `ACTIVE`",
+            UnknownRemoteStatus => {
+                "Console Connect reports a status the operator does not know (shown as received)"
+            }
+            Denied => {
+                "the connection was DENIED: contact Console Connect Support, then delete the \
+                 resource"
+            }
+            Cancelled => "CANCELLED: delete the resource and order again if still needed",
+            Disabled => "DISABLED or DISABLING in Console Connect: contact Console Connect Support",
+            RemoteError => {
+                "ERROR in Console Connect, with its `errorReason`: contact Console Connect Support"
+            }
+            DeletedOutOfBand => {
+                "the connection was deleted outside Kubernetes (404, `DELETED`, `deleted: true`): \
+                 delete the resource"
+            }
+            Ordering => "the order is being sent",
             ConfirmingOrder => {
-                "The answer to the order was lost (timeout, 5xx); the operator looks for it by \
-                 name for `--order-settle` before it orders again."
+                "the answer to the order was lost (timeout, 5xx, dropped connection): the \
+                 operator looks for it by name and orders again only if it is still missing \
+                 after `--order-settle`"
             }
             NameInUse => {
-                "Console Connect says the name is in use, yet no matching connection is listed \
-                 yet; the operator keeps looking and never orders meanwhile."
+                "Console Connect says the name is in use but lists no matching connection yet: \
+                 the operator keeps looking and orders nothing meanwhile; if it persists, another \
+                 connection holds the name: set `spec.connectionName`"
             }
             OrderRefused => {
-                "Console Connect refused the order (400); `status.refusedGeneration` holds it \
-                 until the spec changes."
+                "Console Connect refused the order (its message is quoted on Synced): fix the \
+                 spec; `status.refusedGeneration` keeps the refusal until the spec changes"
             }
             NameTaken => {
-                "Another connection has this name and does not match the order; set \
-                 `spec.connectionName`, or `spec.connectionId` to adopt it."
+                "another connection has this name and does not match the order: set a unique \
+                 `spec.connectionName`, or `spec.connectionId` to adopt it"
             }
             OrderAmbiguous => {
-                "Several connections carry this name; set `spec.connectionId` to the one to adopt."
+                "several connections have this name and none matches the order: set \
+                 `spec.connectionId` to the one to adopt"
             }
             DuplicateConnections => {
-                "More than one live connection carries this order (`Synced=False`, Warning \
-                 Event, metric); the operator deletes neither: remove the extra one."
+                "on Synced only: more than one live connection carries this order; the message \
+                 lists them; delete the extra one in Console Connect (the operator deletes none)"
             }
-            ConnectionNotFound => "`spec.connectionId` does not exist in the company.",
-            SecretNotFound => "A referenced Secret does not exist.",
-            SecretKeyMissing => "The Secret lacks the referenced key.",
-            SecretValueUnusable => "The Secret's value is empty or not UTF-8.",
-            SecretUnreadable => "The Secret cannot be read (RBAC, API server).",
-            InvalidOcid => "The OCID Secret does not hold `ocid1.virtualcircuit...`.",
-            PortNotFound => "No such port in the company; the message lists the ports.",
-            PortAmbiguous => "Several active ports have that name; use `spec.sourcePort.id`.",
-            PortNotActive => "The port is not ACTIVE; the message says why and what to do.",
-            SpeedExceedsPort => "`spec.speedMbps` is above the port's speed.",
+            ConnectionNotFound => "`spec.connectionId` does not exist in your company: fix it",
+            SecretNotFound => {
+                "create the Secret named in `spec.credentials` in the resource's namespace"
+            }
+            SecretKeyMissing => "add the key to the Secret, or fix the `key` in `spec.credentials`",
+            SecretValueUnusable => {
+                "the value is empty or not UTF-8 text: put the API key / OCID there"
+            }
+            SecretUnreadable => {
+                "the operator may not read the Secret: check its RBAC (`get` on secrets in this \
+                 namespace)"
+            }
+            InvalidOcid => {
+                "the OCID Secret must hold `ocid1.virtualcircuit.<realm>.<region>.<id>`: fix the \
+                 Secret"
+            }
+            PortNotFound => {
+                "no active port by that name or id in your company; the message lists the ports \
+                 it knows"
+            }
+            PortAmbiguous => "several active ports have that name: set `spec.sourcePort.id`",
+            PortNotActive => {
+                "the port is not `ACTIVE`; the message says its status and what to do (retried, \
+                 in case it becomes active)"
+            }
+            SpeedExceedsPort => "lower `spec.speedMbps` to at most the port's speed",
             CapacityExceeded => {
-                "`spec.speedMbps` is above the port's remaining capacity; both numbers are in \
-                 the message."
+                "`spec.speedMbps` is above the port's remaining capacity (both numbers in the \
+                 message): lower it or free capacity"
             }
-            MetroNotFound => "No such Oracle metro; the message lists usable ones.",
-            MetroNotReady => "The Oracle metro is not ready.",
-            MetroWithoutLayer2 => "The Oracle metro offers no Layer 2.",
-            MetroIsPortMetro => "The Oracle metro is the port's own metro.",
-            MetroWithoutFacility => "The Oracle metro lists no data-centre facility.",
-            ApiKeyRefused => "Console Connect refused the API key (401/403); fix the Secret.",
+            MetroNotFound => "Oracle has no such metro; the message lists the available ones",
+            MetroNotReady => "the metro takes no new connections: pick another",
+            MetroWithoutLayer2 => "the metro has no Layer 2: pick another",
+            MetroIsPortMetro => "the metro is your port's own metro: pick another",
+            MetroWithoutFacility => "the metro lists no data-centre facility: pick another",
+            ApiKeyRefused => {
+                "Console Connect refused the key (401/403): check the key and that it belongs to \
+                 `companyUsername`"
+            }
             AccessDenied => {
-                "The key is valid but lacks a permission (401 Access denied); the message names \
-                 it."
+                "the key is valid but lacks a permission (401 `Access denied`): grant the \
+                 permissions the message names, or use another key"
             }
-            Throttled => "Console Connect answered 429; every resource of the company waits.",
-            ApiUnavailable => "Console Connect answered 5xx.",
-            ApiUnreachable => "No answer (network, timeout).",
-            UnexpectedResponse => "An answer the operator cannot read; nothing is ordered.",
+            Throttled => "429: nothing to do; the company's calls wait at least the `Retry-After`",
+            ApiUnavailable => "Console Connect answered 5xx: nothing to do; retried",
+            ApiUnreachable => "no answer (network, DNS, timeout): check egress to `apiBaseUrl`",
+            UnexpectedResponse => {
+                "an answer the operator cannot read (or a 404 on a list): report it with the \
+                 message; nothing is ordered on it"
+            }
             RequestRejected => {
-                "A read, search or disconnect was refused (400); retried, since only a refused \
-                 order waits for a spec change."
+                "a read, search or disconnect was refused (400): retried, since only a refused \
+                 order waits for a spec change"
             }
-            Conflict => "The resource changed during the reconcile; retried at once.",
-            KubernetesApiError => "A Kubernetes write failed.",
-            Disconnecting => "Disconnect requested; waiting for DELETING to finish.",
+            Conflict => "the resource changed while being reconciled: nothing to do",
+            KubernetesApiError => {
+                "a status, finalizer or Secret-guard write failed: check the operator's RBAC and \
+                 the API server"
+            }
+            Disconnecting => {
+                "the connection is being disconnected: one DELETE, then `DELETING` is waited out"
+            }
             ConfirmingDisconnect => {
-                "No recorded connection: looking the order up by name before letting go."
+                "no connection recorded: the order is looked up by name before the resource is \
+                 let go"
             }
-            Orphaned => "`deletionPolicy: Orphan`: the connection was left running.",
+            Orphaned => "an Event only: `deletionPolicy: Orphan` left the connection running",
         }
     }
 }
@@ -217,7 +258,7 @@ impl Reason {
 pub fn readme_table() -> String {
     use strum::IntoEnumIterator;
     let mut table = String::from(
-        "| reason | phase | retried | meaning |\n|---|---|---|---|\n",
+        "| reason | phase | retried | what it means, what to do |\n|---|---|---|---|\n",
     );
     for reason in Reason::iter() {
         let phase = reason.phase().map_or("(unchanged)", Phase::as_str);
@@ -246,7 +287,11 @@ mod tests {
             .collect();
         assert_eq!(
             waiting,
-            [Reason::OrderRefused, Reason::NameTaken, Reason::OrderAmbiguous]
+            [
+                Reason::OrderRefused,
+                Reason::NameTaken,
+                Reason::OrderAmbiguous
+            ]
         );
     }
 
@@ -257,5 +302,20 @@ mod tests {
             assert!(table.contains(&format!("| `{reason}` |")), "{reason}");
             assert!(!reason.explain().contains('|'), "{reason} breaks the table");
         }
+    }
+}
+
+#[cfg(test)]
+mod readme {
+    /// The README's table is this module's, word for word; on failure the message holds the
+    /// table to paste.
+    #[test]
+    fn the_readme_table_matches_the_reasons() {
+        let readme = include_str!("../../README.md");
+        let table = super::readme_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's table of reasons is stale; replace it with:\n\n{table}"
+        );
     }
 }

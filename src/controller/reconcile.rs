@@ -95,7 +95,9 @@ async fn run(
         return act(fcc, ctx, api, None, current, status, decision).await;
     }
 
-    let key = secrets.api_key(&spec.credentials.api_key_secret_ref).await?;
+    let key = secrets
+        .api_key(&spec.credentials.api_key_secret_ref)
+        .await?;
     let remote = Remote::new(ctx, &spec.company_username, &key);
     let mut seen = Observation::default();
     if let Some(id) = &look.id {
@@ -119,7 +121,16 @@ async fn run(
         ..facts
     };
     let decision = decide::decide(&facts, &seen);
-    act(fcc, ctx, api, Some((&remote, &key)), current, status, decision).await
+    act(
+        fcc,
+        ctx,
+        api,
+        Some((&remote, &key)),
+        current,
+        status,
+        decision,
+    )
+    .await
 }
 
 fn facts<'a>(
@@ -162,7 +173,10 @@ async fn port_by_name(
         return Ok(None);
     };
     let ports = remote.ports().await?;
-    let mut named = ports.items.iter().filter(|p| &p.name == wanted && !p.deleted);
+    let mut named = ports
+        .items
+        .iter()
+        .filter(|p| &p.name == wanted && !p.deleted);
     Ok(match (named.next(), named.next()) {
         (Some(only), None) => Some(only.id.clone()),
         _ => None,
@@ -416,7 +430,10 @@ fn report(
                         "more than one live connection carries this order: {} besides {}; \
                          delete the extra ones in Console Connect (the operator deletes none)",
                         duplicates.join(", "),
-                        status.connection_id.as_deref().unwrap_or("the recorded one"),
+                        status
+                            .connection_id
+                            .as_deref()
+                            .unwrap_or("the recorded one"),
                     ),
                 )
             }),
@@ -488,9 +505,9 @@ fn message(
             "connection {id} is in ERROR: {}",
             detail.unwrap_or("no reason given")
         ),
-        Reason::DeletedOutOfBand => format!(
-            "connection {id} no longer exists in Console Connect; delete this resource"
-        ),
+        Reason::DeletedOutOfBand => {
+            format!("connection {id} no longer exists in Console Connect; delete this resource")
+        }
         Reason::Ordering => "ordering the connection from Console Connect".to_owned(),
         Reason::ConfirmingOrder => format!(
             "the answer to the order was lost; looking for connection {} before ordering again",

@@ -126,7 +126,11 @@ impl<'a> Remote<'a> {
             .map_err(Error::on(Call::Metros))
     }
 
-    async fn search(&self, status: &str, fresh_after: Instant) -> Result<Arc<Snapshot<Connection>>, Error> {
+    async fn search(
+        &self,
+        status: &str,
+        fresh_after: Instant,
+    ) -> Result<Arc<Snapshot<Connection>>, Error> {
         let api = &self.ctx.api;
         self.ctx
             .catalog

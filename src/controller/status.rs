@@ -152,7 +152,11 @@ mod tests {
     #[test]
     fn ready_only_when_active_and_synced_reflects_failure() {
         let fcc = fcc();
-        let status = next(&fcc, Default::default(), &report(Phase::Active, Reason::Active));
+        let status = next(
+            &fcc,
+            Default::default(),
+            &report(Phase::Active, Reason::Active),
+        );
         assert_eq!(status.conditions[0].status, "True");
         assert_eq!(status.conditions[0].observed_generation, Some(3));
         assert_eq!(status.observed_generation, Some(3));
@@ -172,7 +176,11 @@ mod tests {
             Default::default(),
             &report(Phase::Creating, Reason::Creating),
         );
-        let second = next(&fcc, first.clone(), &report(Phase::Creating, Reason::Creating));
+        let second = next(
+            &fcc,
+            first.clone(),
+            &report(Phase::Creating, Reason::Creating),
+        );
         assert_eq!(
             first, second,
             "transition times must be kept, or every reconcile writes"

@@ -50,10 +50,10 @@ pub fn connection(name: &str) -> Value {
     })
 }
 
-/// Many connections share the 10 Gbps port at 100 Mbps each.
+/// Many connections share the 10 Gbps port at 5 Mbps each (2,000 fit in its capacity).
 pub fn small_connection(name: &str) -> Value {
     let mut object = connection(name);
     object["spec"]["sourcePort"]["name"] = json!(sandbox::PORT_10G.name);
-    object["spec"]["speedMbps"] = json!(100);
+    object["spec"]["speedMbps"] = json!(5);
     object
 }

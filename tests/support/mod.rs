@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod env;
 pub mod fixtures;
 pub mod operator;
 pub mod sandbox;

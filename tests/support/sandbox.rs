@@ -33,6 +33,9 @@ pub const DEFAULT_KEY: &str = "sandbox-api-key";
 /// Username of the demo company that owns the ports below.
 pub const DEFAULT_COMPANY: &str = "acme";
 pub const DEFAULT_COMPANY_ID: &str = "5d4d056242fbd3000ab4c01d";
+/// A read-only key of [`DEFAULT_COMPANY`]: reads work, creates and deletes get 401
+/// "Access denied" with `accessRequests`.
+pub const READONLY_KEY: &str = "sandbox-readonly-key";
 /// A second company with its own key: using it on [`DEFAULT_COMPANY`] gives 403.
 pub const OTHER_KEY: &str = "globex-api-key";
 pub const OTHER_COMPANY: &str = "globex";
@@ -56,7 +59,7 @@ pub const PORT_10G: FixturePort = FixturePort {
     name: "My-Port-10G",
     speed_mbps: 10000,
 };
-/// Status INACTIVE: creates on it fail.
+/// Status DISABLED (not ACTIVE): creates on it fail.
 pub const PORT_INACTIVE: FixturePort = FixturePort {
     id: "66c29b3c6dcad34e5b728c9e",
     name: "Inactive-Port",
@@ -126,8 +129,30 @@ pub const METRO_LON: FixtureMetro = FixtureMetro {
     dcf: "5c05d37ecad910000ae25e54",
 };
 
-/// Arguments that make connections ACTIVE on the first read after creation.
+/// Arguments that make connections ACTIVE on the first read after creation. Deletion keeps the
+/// fixture's delay (1 s of DELETING); see [`INSTANT_WITH_DELETE`].
 pub const INSTANT: [&str; 4] = ["--creating-delay", "0", "--approval-delay", "0"];
+
+/// [`INSTANT`], and DELETE makes a connection DELETED at once (no visible DELETING).
+pub const INSTANT_WITH_DELETE: [&str; 6] = [
+    "--creating-delay",
+    "0",
+    "--approval-delay",
+    "0",
+    "--deleting-delay",
+    "0",
+];
+
+/// `GET` by id (v2 path), the stats label `get_connection`.
+pub fn connection_path(company: &str, id: &str) -> String {
+    format!("/api/v2/company/{company}/connections/{id}")
+}
+
+/// The paged search (v2 path), the stats label `search_connections`.
+pub fn search_path(company: &str, status: &str, page: u64, count: u64) -> String {
+    let status = status.replace(' ', "%20");
+    format!("/api/v2/company/{company}/connections?page={page}&count={count}&status={status}")
+}
 
 /// A create the sandbox accepts: 100 Mbps from [`PORT_1G`] to Oracle in [`METRO_HKG`].
 pub fn valid_request(name: &str) -> Layer2Request {
@@ -232,6 +257,8 @@ impl Sandbox {
             base_url: self.base_url(),
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
+            rate_limit: None,
+            ..ClientConfig::default()
         }
     }
 
@@ -353,6 +380,100 @@ impl Sandbox {
             "manualApproval": lifecycle.manual_approval,
         });
         self.admin(reqwest::Method::PUT, "/_sandbox/lifecycle", Some(body))
+            .await
+    }
+
+    /// Replaces every behaviour switch; `Behaviour::default()` restores the defaults.
+    pub async fn set_behaviour(&self, behaviour: Behaviour) -> Value {
+        self.change_behaviour(behaviour.to_json()).await
+    }
+
+    /// Changes only the given fields of `/_sandbox/behaviour` (e.g. `{"listLagMs": 500}`).
+    pub async fn change_behaviour(&self, fields: Value) -> Value {
+        self.admin(reqwest::Method::PUT, "/_sandbox/behaviour", Some(fields))
+            .await
+    }
+
+    /// The behaviour switches in force.
+    pub async fn behaviour(&self) -> Value {
+        self.admin(reqwest::Method::GET, "/_sandbox/behaviour", None)
+            .await
+    }
+
+    /// Creates `count` connections of `company` in `status`, named `<name_prefix><index>`,
+    /// directly (no validation, not counted), on the company's first port at 0 Mbps, dated a day
+    /// ago so they sort before later creates. Returns their ids, oldest first.
+    pub async fn seed(
+        &self,
+        company: &str,
+        count: usize,
+        status: &str,
+        name_prefix: &str,
+    ) -> Vec<String> {
+        self.seed_with(json!({
+            "company": company, "count": count, "status": status, "namePrefix": name_prefix,
+        }))
+        .await
+    }
+
+    /// [`Sandbox::seed`] with the full body: `company`, `count`, `status`, `namePrefix`, and
+    /// optionally `portId` and `speedMbps`.
+    pub async fn seed_with(&self, body: Value) -> Vec<String> {
+        let answer = self
+            .admin(reqwest::Method::POST, "/_sandbox/seed", Some(body))
+            .await;
+        answer["ids"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| id.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// One page of the paged search with `key`; status and body.
+    pub async fn search(
+        &self,
+        key: &str,
+        company: &str,
+        status: &str,
+        page: u64,
+        count: u64,
+    ) -> (u16, Value) {
+        let path = search_path(company, status, page, count);
+        self.request(reqwest::Method::GET, &path, Some(key), None)
+            .await
+    }
+
+    /// Ids on one page of the search (empty unless it answered 200).
+    pub async fn search_ids(
+        &self,
+        key: &str,
+        company: &str,
+        status: &str,
+        page: u64,
+        count: u64,
+    ) -> Vec<String> {
+        let (status, body) = self.search(key, company, status, page, count).await;
+        if status != 200 {
+            return Vec::new();
+        }
+        body["results"]
+            .as_array()
+            .map(|results| {
+                results
+                    .iter()
+                    .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `GET /api/v2/company/{company}/connections/{id}` with `key`; status and body.
+    pub async fn read_connection(&self, key: &str, company: &str, id: &str) -> (u16, Value) {
+        let path = connection_path(company, id);
+        self.request(reqwest::Method::GET, &path, Some(key), None)
             .await
     }
 
@@ -482,6 +603,16 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
+    /// The built-in fixture's: CREATING 2 s, PENDING 5 s, DELETING 1 s.
+    pub fn fixture() -> Lifecycle {
+        Lifecycle {
+            creating_delay: Duration::from_secs(2),
+            approval_delay: Duration::from_secs(5),
+            deleting_delay: Duration::from_secs(1),
+            manual_approval: false,
+        }
+    }
+
     /// ACTIVE on the first read after creation; deleted at once.
     pub fn instant() -> Lifecycle {
         Lifecycle {
@@ -493,13 +624,104 @@ impl Lifecycle {
     }
 }
 
+/// How a read by id answers for a DELETED connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeletedReads {
+    /// 404 (the default).
+    #[default]
+    NotFound,
+    /// 200 with `"status": "DELETED", "deleted": true, "deletedAt"`.
+    Show,
+}
+
+/// Body of `/api` errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorShape {
+    /// `{"error": {"statusCode", "name", "message"}}` (the default).
+    #[default]
+    Nested,
+    /// `{"statusCode", "name", "message"}`.
+    Flat,
+    /// `{"message", "status", "statusCode"}`.
+    Message,
+}
+
+/// How connections and metros are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectionShape {
+    /// The reference's: `srcPortId`, `destMetroId`, `destCompany: "oracle"` (the default).
+    #[default]
+    Reference,
+    /// The spec example's: `port`, `destMetro`, `destCompany` as arrays, `request` while
+    /// PENDING; metros with `firstDataCenterFacilityId`.
+    Spec,
+}
+
+/// `/_sandbox/behaviour`: switches that apply at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Behaviour {
+    /// New connections are missing from searches and lists for this long.
+    pub list_lag: Duration,
+    /// Valid creates are stored at once but answered this much later.
+    pub create_delay: Duration,
+    /// Refuse a create whose name a connection that is not DELETED/CANCELLED has.
+    pub refuse_duplicate_names: bool,
+    pub deleted_reads: DeletedReads,
+    pub error_shape: ErrorShape,
+    pub connection_shape: ConnectionShape,
+    /// A larger search `count` is served as this many.
+    pub search_max_count: u32,
+}
+
+impl Default for Behaviour {
+    /// The sandbox's defaults with the built-in fixture.
+    fn default() -> Self {
+        Behaviour {
+            list_lag: Duration::ZERO,
+            create_delay: Duration::ZERO,
+            refuse_duplicate_names: false,
+            deleted_reads: DeletedReads::NotFound,
+            error_shape: ErrorShape::Nested,
+            connection_shape: ConnectionShape::Reference,
+            search_max_count: 50,
+        }
+    }
+}
+
+impl Behaviour {
+    /// The admin API's JSON.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "listLagMs": self.list_lag.as_millis() as u64,
+            "createDelayMs": self.create_delay.as_millis() as u64,
+            "refuseDuplicateNames": self.refuse_duplicate_names,
+            "deletedReads": match self.deleted_reads {
+                DeletedReads::NotFound => "404",
+                DeletedReads::Show => "show",
+            },
+            "errorShape": match self.error_shape {
+                ErrorShape::Nested => "nested",
+                ErrorShape::Flat => "flat",
+                ErrorShape::Message => "message",
+            },
+            "connectionShape": match self.connection_shape {
+                ConnectionShape::Reference => "reference",
+                ConnectionShape::Spec => "spec",
+            },
+            "searchMaxCount": self.search_max_count,
+        })
+    }
+}
+
 /// `GET /_sandbox/stats`: request counts by endpoint and status, and every create received.
 #[derive(Debug, Clone)]
 pub struct Stats(pub Value);
 
 impl Stats {
-    /// Requests to `endpoint` (the client's endpoint names, e.g. `create_layer2`; `other` for
-    /// unknown routes) answered with `status`.
+    /// Requests to `endpoint` answered with `status`. Labels: `list_ports`, `oracle_metros`,
+    /// `create_layer2`, `get_connection` (v2 read by id), `search_connections` (v2 paged
+    /// search), `delete_connection`, `get_connection_v1` and `list_connections` (the older
+    /// `/api/company/...` paths), `other` for unknown `/api` routes.
     pub fn count(&self, endpoint: &str, status: u16) -> u64 {
         self.0["counts"][endpoint][status.to_string()]
             .as_u64()

@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use crate::config::check_rate;
+use crate::config::{ConnectionShape, DeletedReads, ErrorShape, check_rate};
 use crate::error::ApiError;
-use crate::state::{ACTIVE, AdminRefusal, AppState, DELETED, Settings};
+use crate::state::{ACTIVE, AdminRefusal, AppState, DELETED, Seed, Settings};
 
 type App = Arc<AppState>;
 
@@ -44,6 +44,8 @@ pub fn router() -> Router<App> {
         )
         .route("/_sandbox/faults", get(faults).put(update_faults))
         .route("/_sandbox/lifecycle", get(lifecycle).put(update_lifecycle))
+        .route("/_sandbox/behaviour", get(behaviour).put(update_behaviour))
+        .route("/_sandbox/seed", post(seed))
 }
 
 async fn stats(State(app): State<App>) -> Json<Value> {
@@ -247,6 +249,156 @@ async fn update_lifecycle(State(app): State<App>, body: Bytes) -> Result<Json<Va
     });
     tracing::info!(lifecycle = ?settings.lifecycle, "lifecycle changed");
     Ok(lifecycle_json(&settings))
+}
+
+/// Behaviour switches; absent fields keep their value. Lag and delay apply at once, also to
+/// connections that already exist.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BehaviourUpdate {
+    list_lag_ms: Option<u64>,
+    create_delay_ms: Option<u64>,
+    refuse_duplicate_names: Option<bool>,
+    deleted_reads: Option<String>,
+    error_shape: Option<String>,
+    connection_shape: Option<String>,
+    search_max_count: Option<u32>,
+}
+
+fn behaviour_json(settings: &Settings) -> Json<Value> {
+    let behaviour = &settings.behaviour;
+    Json(json!({
+        "listLagMs": millis(behaviour.list_lag),
+        "createDelayMs": millis(behaviour.create_delay),
+        "refuseDuplicateNames": behaviour.refuse_duplicate_names,
+        "deletedReads": behaviour.deleted_reads.as_str(),
+        "errorShape": behaviour.error_shape.as_str(),
+        "connectionShape": behaviour.connection_shape.as_str(),
+        "searchMaxCount": behaviour.search_max_count,
+    }))
+}
+
+async fn behaviour(State(app): State<App>) -> Json<Value> {
+    behaviour_json(&app.settings())
+}
+
+fn choice<T>(
+    field: &str,
+    text: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Result<Option<T>, ApiError> {
+    text.map(|text| {
+        parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!("'{field}' must be one of {allowed}, not '{text}'"))
+        })
+    })
+    .transpose()
+}
+
+async fn update_behaviour(State(app): State<App>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let update: BehaviourUpdate = parse_optional_update(&body)?;
+    let deleted_reads = choice(
+        "deletedReads",
+        update.deleted_reads.as_deref(),
+        DeletedReads::parse,
+        "'404', 'show'",
+    )?;
+    let error_shape = choice(
+        "errorShape",
+        update.error_shape.as_deref(),
+        ErrorShape::parse,
+        "'nested', 'flat', 'message'",
+    )?;
+    let connection_shape = choice(
+        "connectionShape",
+        update.connection_shape.as_deref(),
+        ConnectionShape::parse,
+        "'reference', 'spec'",
+    )?;
+    if update.search_max_count == Some(0) {
+        return Err(ApiError::bad_request("'searchMaxCount' must be at least 1"));
+    }
+    let settings = app.update_settings(|settings| {
+        let behaviour = &mut settings.behaviour;
+        if let Some(ms) = update.list_lag_ms {
+            behaviour.list_lag = Duration::from_millis(ms);
+        }
+        if let Some(ms) = update.create_delay_ms {
+            behaviour.create_delay = Duration::from_millis(ms);
+        }
+        if let Some(on) = update.refuse_duplicate_names {
+            behaviour.refuse_duplicate_names = on;
+        }
+        if let Some(value) = deleted_reads {
+            behaviour.deleted_reads = value;
+        }
+        if let Some(value) = error_shape {
+            behaviour.error_shape = value;
+        }
+        if let Some(value) = connection_shape {
+            behaviour.connection_shape = value;
+        }
+        if let Some(max) = update.search_max_count {
+            behaviour.search_max_count = max;
+        }
+    });
+    tracing::info!(behaviour = ?settings.behaviour, "behaviour changed");
+    Ok(behaviour_json(&settings))
+}
+
+/// Many connections at once, for scale tests.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeedBody {
+    company: String,
+    count: usize,
+    #[serde(default = "active")]
+    status: String,
+    #[serde(default = "seeded")]
+    name_prefix: String,
+    port_id: Option<String>,
+    #[serde(default)]
+    speed_mbps: u64,
+}
+
+fn active() -> String {
+    ACTIVE.to_owned()
+}
+
+fn seeded() -> String {
+    "seeded-".to_owned()
+}
+
+/// Most connections one seed call makes.
+const MAX_SEED: usize = 100_000;
+
+async fn seed(State(app): State<App>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let body: SeedBody = parse(&body)?;
+    if body.count > MAX_SEED {
+        return Err(ApiError::bad_request(format!(
+            "'count' must be at most {MAX_SEED}"
+        )));
+    }
+    if body.status.trim().is_empty() {
+        return Err(ApiError::bad_request("'status' must not be empty"));
+    }
+    let seed = Seed {
+        company: body.company,
+        count: body.count,
+        status: body.status,
+        name_prefix: body.name_prefix,
+        port_id: body.port_id,
+        speed: body.speed_mbps,
+    };
+    let ids = app.seed(&seed).map_err(ApiError::bad_request)?;
+    tracing::info!(
+        company = seed.company,
+        count = ids.len(),
+        status = seed.status,
+        "seeded"
+    );
+    Ok(Json(json!({ "ids": ids, "count": ids.len() })))
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -9,45 +9,35 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::config::{CompanyConfig, MetroConfig, PortConfig};
-use crate::error::ApiError;
-use crate::state::{AppState, timestamp};
+use crate::config::{CompanyConfig, ConnectionShape, MetroConfig, PortConfig};
+use crate::error::{ApiError, reshape};
+use crate::state::{AppState, Search, normalise_status, port_capacity, timestamp};
 use crate::validate::validate;
 
 type App = Arc<AppState>;
 
+const PORTS: &str = "/api/company/{company}/ports";
+const METROS: &str = "/api/company/oracle/metro/capabilities";
+const CREATE: &str = "/api/v2/company/{company}/connections/layer2";
+const CONNECTION_V2: &str = "/api/v2/company/{company}/connections/{id}";
+const CONNECTIONS_V2: &str = "/api/v2/company/{company}/connections";
+const CONNECTION_V1: &str = "/api/company/{company}/connections/{id}";
+const CONNECTIONS_V1: &str = "/api/company/{company}/connections";
+
 /// Stats label, method and route of every endpoint; the labels match the client's `Endpoint`.
-pub const ENDPOINTS: [(&str, Method, &str); 6] = [
-    ("list_ports", Method::GET, "/api/company/{company}/ports"),
-    (
-        "oracle_metros",
-        Method::GET,
-        "/api/company/oracle/metro/capabilities",
-    ),
-    (
-        "create_layer2",
-        Method::PUT,
-        "/api/v2/company/{company}/connections/layer2",
-    ),
-    (
-        "get_connection",
-        Method::GET,
-        "/api/company/{company}/connections/{id}",
-    ),
-    (
-        "list_connections",
-        Method::GET,
-        "/api/company/{company}/connections",
-    ),
-    (
-        "delete_connection",
-        Method::DELETE,
-        "/api/v2/company/{company}/connections/{id}",
-    ),
+pub const ENDPOINTS: [(&str, Method, &str); 8] = [
+    ("list_ports", Method::GET, PORTS),
+    ("oracle_metros", Method::GET, METROS),
+    ("create_layer2", Method::PUT, CREATE),
+    ("get_connection", Method::GET, CONNECTION_V2),
+    ("search_connections", Method::GET, CONNECTIONS_V2),
+    ("delete_connection", Method::DELETE, CONNECTION_V2),
+    ("get_connection_v1", Method::GET, CONNECTION_V1),
+    ("list_connections", Method::GET, CONNECTIONS_V1),
 ];
 
 /// Stats label of requests to `/api` that match no endpoint.
@@ -57,28 +47,33 @@ pub const OTHER: &str = "other";
 const FIXTURE_CREATED_AT: &str = "2024-08-19T01:09:16.376Z";
 const FIXTURE_DELETED_AT: &str = "2024-09-02T03:04:05.678Z";
 
-/// The company a valid API key belongs to.
+/// The company a valid API key belongs to, and whether the key may only read.
 #[derive(Clone)]
-pub struct Caller(String);
+pub struct Caller {
+    company: String,
+    read_only: bool,
+}
 
 pub fn router(app: App) -> Router<App> {
     Router::new()
-        .route(ENDPOINTS[0].2, get(list_ports))
-        .route(ENDPOINTS[1].2, get(oracle_metros))
-        .route(ENDPOINTS[2].2, put(create_layer2))
-        .route(ENDPOINTS[3].2, get(get_connection))
-        .route(ENDPOINTS[4].2, get(list_connections))
-        .route(ENDPOINTS[5].2, delete(delete_connection))
+        .route(PORTS, get(list_ports))
+        .route(METROS, get(oracle_metros))
+        .route(CREATE, put(create_layer2))
+        .route(CONNECTION_V2, get(get_connection).delete(delete_connection))
+        .route(CONNECTIONS_V2, get(search_connections))
+        .route(CONNECTION_V1, get(get_connection))
+        .route(CONNECTIONS_V1, get(list_connections))
         .route_layer(middleware::from_fn_with_state(app, gate))
 }
 
-/// Counts the request, then applies latency, injected faults and authentication.
+/// Counts the request, then applies latency, injected faults and authentication; errors are
+/// written in the error shape in force.
 async fn gate(State(app): State<App>, request: Request, next: Next) -> Response {
     let matched = request.extensions().get::<MatchedPath>();
     let label = endpoint_label(request.method(), matched.map(MatchedPath::as_str));
     let response = guard(&app, request, next).await;
     app.record_request(label, response.status().as_u16());
-    response
+    reshape(response, app.settings().behaviour.error_shape)
 }
 
 async fn guard(app: &AppState, mut request: Request, next: Next) -> Response {
@@ -126,7 +121,10 @@ fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError>
         .ok_or_else(|| ApiError::unauthorized("Authorization header must be 'Bearer <API key>'"))?;
     app.fixtures
         .company_of_key(key)
-        .map(|company| Caller(company.to_owned()))
+        .map(|(company, read_only)| Caller {
+            company: company.to_owned(),
+            read_only,
+        })
         .ok_or_else(|| ApiError::unauthorized("Invalid API key"))
 }
 
@@ -136,7 +134,7 @@ fn authorize<'a>(
     caller: &Caller,
     company: &str,
 ) -> Result<&'a CompanyConfig, ApiError> {
-    if caller.0 != company {
+    if caller.company != company {
         return Err(ApiError::forbidden(format!(
             "This API key may not access company '{company}'"
         )));
@@ -144,6 +142,14 @@ fn authorize<'a>(
     app.fixtures
         .company(company)
         .ok_or_else(|| ApiError::forbidden(format!("Unknown company '{company}'")))
+}
+
+/// Read-only keys may not change anything: the documented 401 "Access denied".
+fn authorize_write(caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
+    if caller.read_only {
+        return Err(ApiError::access_denied(action, resource));
+    }
+    Ok(())
 }
 
 async fn list_ports(
@@ -162,17 +168,27 @@ async fn list_ports(
             )));
         }
     };
+    let usage = app.port_usage(&company.username);
     let results: Vec<Value> = company
         .ports
         .iter()
         .filter(|port| include_deleted || !port.deleted)
-        .map(|port| port_json(company, port))
+        .map(|port| {
+            let used = usage.get(&port.id).copied().unwrap_or(0);
+            port_json(company, port, used)
+        })
         .collect();
     Ok(Json(json!({ "results": results })))
 }
 
 async fn oracle_metros(State(app): State<App>) -> Json<Value> {
-    let results: Vec<Value> = app.fixtures.metros().iter().map(metro_json).collect();
+    let shape = app.settings().behaviour.connection_shape;
+    let results: Vec<Value> = app
+        .fixtures
+        .metros()
+        .iter()
+        .map(|metro| metro_json(metro, shape))
+        .collect();
     Json(json!({ "results": results }))
 }
 
@@ -182,28 +198,37 @@ async fn create_layer2(
     Path(company): Path<String>,
     body: Bytes,
 ) -> Response {
+    let received_at = jiff::Timestamp::now();
     let outcome = create(&app, &caller, &company, &body);
+    let created = outcome.is_ok();
     let (status, connection_id, response) = match outcome {
         Ok(connection) => lose_response_maybe(&app, connection),
         Err(err) => (err.status(), None, err.into_response()),
     };
     app.record_create(json!({
-        "receivedAt": timestamp(jiff::Timestamp::now()),
+        "receivedAt": timestamp(received_at),
         "company": company,
         "status": status.as_u16(),
         "connectionId": connection_id,
         "body": received_body(&body),
     }));
+    // The order is stored; only the answer is late.
+    let delay = app.settings().behaviour.create_delay;
+    if created && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     response
 }
 
 fn create(app: &AppState, caller: &Caller, company: &str, body: &[u8]) -> Result<Value, ApiError> {
-    authorize(app, caller, company)?;
+    let owner = authorize(app, caller, company)?;
+    let resource = format!("company/{}/connections", owner.id);
+    authorize_write(caller, "network:CreateConnection", &resource)?;
     let value: Value = serde_json::from_slice(body).map_err(|err| {
         ApiError::bad_request(format!("The request body is not valid JSON: {err}"))
     })?;
     let order = validate(&app.fixtures, company, &value).map_err(ApiError::bad_request)?;
-    let connection = app.insert(company, order);
+    let connection = app.insert(company, order).map_err(ApiError::bad_request)?;
     tracing::info!(
         company,
         id = connection["id"].as_str(),
@@ -234,17 +259,20 @@ fn received_body(body: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
+/// `GET` by id, under `/api/v2` and the older `/api` path alike.
 async fn get_connection(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     Path((company, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&app, &caller, &company)?;
-    app.visible(&company, &id)
+    let deleted_reads = app.settings().behaviour.deleted_reads;
+    app.visible(&company, &id, deleted_reads)
         .map(Json)
         .ok_or_else(|| connection_not_found(&id))
 }
 
+/// The older unpaged list: every connection not DELETED, past the listing lag.
 async fn list_connections(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
@@ -254,12 +282,56 @@ async fn list_connections(
     Ok(Json(json!({ "results": app.visible_list(&company) })))
 }
 
+/// `?page=&count=&status=`, all required as the spec marks them.
+async fn search_connections(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(company): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&app, &caller, &company)?;
+    let max_count = app.settings().behaviour.search_max_count;
+    let search = search_params(&query, max_count).map_err(ApiError::bad_request)?;
+    Ok(Json(json!({ "results": app.search(&company, &search) })))
+}
+
+/// Reads the search's query; `Err` is a 400 message naming the parameter. A `count` above
+/// `max_count` is served as `max_count`.
+pub fn search_params(query: &HashMap<String, String>, max_count: u32) -> Result<Search, String> {
+    let positive = |name: &str| -> Result<u64, String> {
+        let text = query
+            .get(name)
+            .ok_or_else(|| format!("Query parameter '{name}' is required"))?;
+        text.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                format!("Query parameter '{name}' must be a positive whole number, not '{text}'")
+            })
+    };
+    let page = positive("page")?;
+    let count = positive("count")?.min(u64::from(max_count));
+    let status = query
+        .get("status")
+        .map(|s| normalise_status(s))
+        .filter(|s| !s.is_empty())
+        .ok_or("Query parameter 'status' is required and must not be empty")?;
+    Ok(Search {
+        status,
+        page,
+        count,
+    })
+}
+
 async fn delete_connection(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     Path((company, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&app, &caller, &company)?;
+    let owner = authorize(&app, &caller, &company)?;
+    let resource = format!("company/{}/connections/{id}", owner.id);
+    authorize_write(&caller, "network:DeleteConnection", &resource)?;
     let connection = app
         .delete(&company, &id)
         .ok_or_else(|| connection_not_found(&id))?;
@@ -276,7 +348,8 @@ fn connection_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Connection '{id}' not found"))
 }
 
-fn port_json(company: &CompanyConfig, port: &PortConfig) -> Value {
+/// A port; `used` is the Mbps its live connections take.
+fn port_json(company: &CompanyConfig, port: &PortConfig, used: u64) -> Value {
     let speed_name = port
         .speed_name
         .clone()
@@ -291,6 +364,7 @@ fn port_json(company: &CompanyConfig, port: &PortConfig) -> Value {
         "metroId": port.metro_id,
         "companyId": company.id,
         "status": port.status,
+        "capacity": {"remaining": port_capacity(port).saturating_sub(used)},
         "updatedAt": FIXTURE_CREATED_AT,
         "createdAt": FIXTURE_CREATED_AT,
         "deleted": port.deleted,
@@ -300,8 +374,12 @@ fn port_json(company: &CompanyConfig, port: &PortConfig) -> Value {
     })
 }
 
-fn metro_json(metro: &MetroConfig) -> Value {
-    json!({
+fn metro_json(metro: &MetroConfig, shape: ConnectionShape) -> Value {
+    let facility = match shape {
+        ConnectionShape::Reference => "firstDataCenterFacilityIdInMetro",
+        ConnectionShape::Spec => "firstDataCenterFacilityId",
+    };
+    let mut json = json!({
         "name": metro.name,
         "code": metro.code,
         "logo": null,
@@ -318,8 +396,12 @@ fn metro_json(metro: &MetroConfig) -> Value {
         "updatedAt": "2024-02-25T05:02:47.267Z",
         "deleted": metro.deleted,
         "capabilities": {"layer2": metro.layer2},
-        "firstDataCenterFacilityIdInMetro": metro.first_data_center_facility_id_in_metro,
-    })
+    });
+    if let Some(object) = json.as_object_mut() {
+        let id = metro.first_data_center_facility_id_in_metro.clone();
+        object.insert(facility.into(), Value::from(id));
+    }
+    json
 }
 
 /// Answers requests that match no route; under `/api` they are counted as `other`.
@@ -327,6 +409,7 @@ pub async fn fallback(State(app): State<App>, method: Method, uri: axum::http::U
     let err = ApiError::not_found(format!("No route for {method} {}", uri.path()));
     if uri.path().starts_with("/api/") {
         app.record_request(OTHER, err.status().as_u16());
+        return reshape(err.into_response(), app.settings().behaviour.error_shape);
     }
     err.into_response()
 }
@@ -342,11 +425,77 @@ mod tests {
             "create_layer2"
         );
         assert_eq!(
-            endpoint_label(&Method::GET, Some(ENDPOINTS[3].2)),
+            endpoint_label(&Method::GET, Some(CONNECTION_V2)),
             "get_connection"
+        );
+        assert_eq!(
+            endpoint_label(&Method::DELETE, Some(CONNECTION_V2)),
+            "delete_connection"
+        );
+        assert_eq!(
+            endpoint_label(&Method::GET, Some(CONNECTION_V1)),
+            "get_connection_v1"
+        );
+        assert_eq!(
+            endpoint_label(&Method::GET, Some(CONNECTIONS_V2)),
+            "search_connections"
         );
         assert_eq!(endpoint_label(&Method::POST, Some(ENDPOINTS[3].2)), OTHER);
         assert_eq!(endpoint_label(&Method::GET, None), OTHER);
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn search_parameters_are_all_required() {
+        let ok = search_params(
+            &query(&[
+                ("page", "2"),
+                ("count", "20"),
+                ("status", "pending acceptance"),
+            ]),
+            50,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.page, ok.count, ok.status.as_str()),
+            (2, 20, "PENDING_ACCEPTANCE")
+        );
+        let clamped = search_params(
+            &query(&[("page", "1"), ("count", "500"), ("status", "ACTIVE")]),
+            50,
+        )
+        .unwrap();
+        assert_eq!(clamped.count, 50);
+        for (pairs, named) in [
+            (&[("count", "1"), ("status", "ACTIVE")][..], "'page'"),
+            (&[("page", "1"), ("status", "ACTIVE")][..], "'count'"),
+            (&[("page", "1"), ("count", "1")][..], "'status'"),
+            (
+                &[("page", "0"), ("count", "1"), ("status", "ACTIVE")][..],
+                "'page'",
+            ),
+            (
+                &[("page", "1"), ("count", "x"), ("status", "ACTIVE")][..],
+                "'count'",
+            ),
+            (
+                &[("page", "-1"), ("count", "1"), ("status", "ACTIVE")][..],
+                "'page'",
+            ),
+            (
+                &[("page", "1"), ("count", "1"), ("status", " ")][..],
+                "'status'",
+            ),
+        ] {
+            let err = search_params(&query(pairs), 50).unwrap_err();
+            assert!(err.contains(named), "{pairs:?}: {err}");
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The sandbox's fixture file: companies, keys, ports, Oracle metros, lifecycle and faults.
+//! The sandbox's fixture file: companies, keys, ports, Oracle metros, lifecycle, faults and
+//! search; and the run-time behaviour switches (shapes, lag, delays) that the command line and
+//! the admin API set.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,6 +17,8 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     #[serde(default)]
     pub faults: FaultConfig,
+    #[serde(default)]
+    pub search: SearchConfig,
     pub companies: Vec<CompanyConfig>,
     #[serde(default)]
     pub oracle_metros: Vec<MetroConfig>,
@@ -38,7 +42,7 @@ impl Default for LifecycleConfig {
             creating_delay: Duration::from_secs(2),
             approval_delay: Duration::from_secs(5),
             manual_approval: false,
-            deleting_delay: Duration::ZERO,
+            deleting_delay: Duration::from_secs(1),
         }
     }
 }
@@ -66,12 +70,145 @@ impl Default for FaultConfig {
     }
 }
 
+/// The paged connection search.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// A larger `count` is served as this many (our assumption; the spec documents no maximum).
+    pub max_count: u32,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig { max_count: 50 }
+    }
+}
+
+/// How `GET .../connections/{id}` answers for a DELETED connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeletedReads {
+    /// 404 Not Found.
+    #[default]
+    #[value(name = "404")]
+    NotFound,
+    /// 200 with `"status": "DELETED", "deleted": true, "deletedAt": ...`.
+    Show,
+}
+
+impl DeletedReads {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletedReads::NotFound => "404",
+            DeletedReads::Show => "show",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeletedReads> {
+        match text {
+            "404" => Some(DeletedReads::NotFound),
+            "show" => Some(DeletedReads::Show),
+            _ => None,
+        }
+    }
+}
+
+/// Which of the three documented error bodies `/api` errors use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ErrorShape {
+    /// `{"error": {"statusCode": N, "name": "...", "message": "..."}}`
+    #[default]
+    Nested,
+    /// `{"statusCode": N, "name": "...", "message": "..."}`
+    Flat,
+    /// `{"message": "...", "status": N, "statusCode": N}`
+    Message,
+}
+
+impl ErrorShape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorShape::Nested => "nested",
+            ErrorShape::Flat => "flat",
+            ErrorShape::Message => "message",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ErrorShape> {
+        match text {
+            "nested" => Some(ErrorShape::Nested),
+            "flat" => Some(ErrorShape::Flat),
+            "message" => Some(ErrorShape::Message),
+            _ => None,
+        }
+    }
+}
+
+/// How connections (and metros) are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ConnectionShape {
+    /// The customer's reference: `srcPortId`, `destMetroId`, `destCompany: "oracle"`, ...
+    #[default]
+    Reference,
+    /// Like the published spec's example: `port: [{"id"}, {"companyId"}]`, `destMetro: [{"id"}]`,
+    /// `destCompany: [{"id"}]`, `vlan` as an array, `request` while PENDING.
+    Spec,
+}
+
+impl ConnectionShape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionShape::Reference => "reference",
+            ConnectionShape::Spec => "spec",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ConnectionShape> {
+        match text {
+            "reference" => Some(ConnectionShape::Reference),
+            "spec" => Some(ConnectionShape::Spec),
+            _ => None,
+        }
+    }
+}
+
+/// Switches set on the command line or through `/_sandbox/behaviour`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Behaviour {
+    /// New connections are left out of searches and lists until this long after creation.
+    pub list_lag: Duration,
+    /// A successful create is stored at once but answered this much later.
+    pub create_delay: Duration,
+    /// Refuse a create whose name a live connection of the company already has.
+    pub refuse_duplicate_names: bool,
+    pub deleted_reads: DeletedReads,
+    pub error_shape: ErrorShape,
+    pub connection_shape: ConnectionShape,
+    pub search_max_count: u32,
+}
+
+impl Behaviour {
+    pub fn new(search: SearchConfig) -> Behaviour {
+        Behaviour {
+            list_lag: Duration::ZERO,
+            create_delay: Duration::ZERO,
+            refuse_duplicate_names: false,
+            deleted_reads: DeletedReads::default(),
+            error_shape: ErrorShape::default(),
+            connection_shape: ConnectionShape::default(),
+            search_max_count: search.max_count,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompanyConfig {
     pub username: String,
     pub id: String,
     pub api_keys: Vec<String>,
+    /// Keys that may read but not create or delete: those get 401 "Access denied".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_only_api_keys: Vec<String>,
     #[serde(default)]
     pub ports: Vec<PortConfig>,
 }
@@ -85,10 +222,15 @@ pub struct PortConfig {
     /// Defaults to `"<speedMbps> Mbps"`.
     #[serde(default)]
     pub speed_name: Option<String>,
+    /// Any of the documented port statuses (ACTIVATING, READY, ACTIVE, DISABLING, DISABLED,
+    /// DELETING, DELETED, UNKNOWN, ONBOARDING) or another text; only ACTIVE takes orders.
     #[serde(default = "active")]
     pub status: String,
     #[serde(default)]
     pub deleted: bool,
+    /// What the port has left before its connections are subtracted; defaults to its speed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_remaining_mbps: Option<u64>,
     pub metro_id: String,
     #[serde(default)]
     pub data_center_facility_id: Option<String>,
@@ -154,9 +296,12 @@ impl Config {
         )?;
         unique(self.companies.iter().map(|c| c.id.as_str()), "company id")?;
         unique(
-            self.companies
-                .iter()
-                .flat_map(|c| c.api_keys.iter().map(String::as_str)),
+            self.companies.iter().flat_map(|c| {
+                c.api_keys
+                    .iter()
+                    .chain(&c.read_only_api_keys)
+                    .map(String::as_str)
+            }),
             "API key",
         )?;
         unique(
@@ -170,12 +315,20 @@ impl Config {
             if company.username == "oracle" {
                 return Err("company username 'oracle' is reserved for the destination".into());
             }
-            if company.api_keys.iter().any(|key| key.trim().is_empty()) {
+            if company
+                .api_keys
+                .iter()
+                .chain(&company.read_only_api_keys)
+                .any(|key| key.trim().is_empty())
+            {
                 return Err(format!(
                     "company '{}' has an empty API key",
                     company.username
                 ));
             }
+        }
+        if self.search.max_count == 0 {
+            return Err("search.maxCount must be at least 1".into());
         }
         check_rate("faults.errorRate", self.faults.error_rate)?;
         check_rate("faults.throttleRate", self.faults.throttle_rate)?;
@@ -279,6 +432,12 @@ mod tests {
         assert_eq!(config.companies[0].api_keys, vec!["sandbox-api-key"]);
         assert_eq!(config.lifecycle, LifecycleConfig::default());
         assert_eq!(config.faults, FaultConfig::default());
+        assert_eq!(config.search, SearchConfig::default());
+        assert_eq!(config.lifecycle.deleting_delay, Duration::from_secs(1));
+        assert_eq!(
+            config.companies[0].read_only_api_keys,
+            vec!["sandbox-readonly-key"]
+        );
         assert!(config.oracle_metros.iter().any(|m| m.code == "HKG"));
     }
 
@@ -305,11 +464,29 @@ mod tests {
     }
 
     #[test]
+    fn switch_names_round_trip() {
+        for value in [DeletedReads::NotFound, DeletedReads::Show] {
+            assert_eq!(DeletedReads::parse(value.as_str()), Some(value));
+        }
+        for value in [ErrorShape::Nested, ErrorShape::Flat, ErrorShape::Message] {
+            assert_eq!(ErrorShape::parse(value.as_str()), Some(value));
+        }
+        for value in [ConnectionShape::Reference, ConnectionShape::Spec] {
+            assert_eq!(ConnectionShape::parse(value.as_str()), Some(value));
+        }
+        assert_eq!(ErrorShape::parse("NESTED"), None);
+    }
+
+    #[test]
     fn refuses_ambiguous_fixtures() {
         let yaml = "companies:\n  - {username: a, id: '1', apiKeys: [k]}\n  - {username: b, id: '2', apiKeys: [k]}\n";
         assert!(Config::parse(yaml).unwrap_err().contains("API key 'k'"));
         let yaml = "companies:\n  - {username: oracle, id: '1', apiKeys: [k]}\n";
         assert!(Config::parse(yaml).unwrap_err().contains("reserved"));
+        let yaml = "companies:\n  - {username: a, id: '1', apiKeys: [k], readOnlyApiKeys: [k]}\n";
+        assert!(Config::parse(yaml).unwrap_err().contains("API key 'k'"));
+        let yaml = "search: {maxCount: 0}\ncompanies:\n  - {username: a, id: '1', apiKeys: [k]}\n";
+        assert!(Config::parse(yaml).unwrap_err().contains("maxCount"));
         let yaml = "companies:\n  - {username: a, id: '1', apiKeys: [k], colour: red}\n";
         assert!(Config::parse(yaml).unwrap_err().contains("colour"));
     }

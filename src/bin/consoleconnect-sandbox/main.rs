@@ -1,9 +1,10 @@
 //! `consoleconnect-sandbox`: a local stand-in for the Console Connect API, for tests and demos.
 //!
-//! It serves the six endpoints the operator uses with the reference's JSON shapes, validates
-//! Layer 2 creates by the reference's rules, moves connections through
-//! CREATING → PENDING → ACTIVE on a timer, and offers `/_sandbox` admin endpoints to approve,
-//! deny, fail or delete connections, inject faults and read request statistics.
+//! It serves the endpoints the operator uses with the reference's JSON shapes (or the published
+//! spec example's), validates Layer 2 creates by the reference's rules, moves connections
+//! through CREATING → PENDING → ACTIVE on a timer, cancels or deletes them asynchronously, and
+//! offers `/_sandbox` admin endpoints to approve, deny, fail or delete connections, seed many,
+//! inject faults, switch behaviours and read request statistics.
 
 mod admin;
 mod api;
@@ -22,27 +23,32 @@ use axum::Router;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, DEFAULT_CONFIG_YAML, parse_duration, parse_rate};
+use crate::config::{
+    Behaviour, Config, ConnectionShape, DEFAULT_CONFIG_YAML, DeletedReads, ErrorShape,
+    parse_duration, parse_rate,
+};
 use crate::state::{AppState, Settings};
 
 const ABOUT: &str =
     "Local stand-in for the Console Connect API (ports, Oracle metros, Layer 2 connections)";
 
 const AFTER_HELP: &str = "\
-Options given here (or through their environment variables) override the `lifecycle` and
-`faults` sections of the fixture. Durations: `0`, `500ms`, `2s`, `1m`; a bare number is seconds.
-Logs go to stderr, filtered by SANDBOX_LOG or RUST_LOG (default `info`). In a container,
-listen on 0.0.0.0:8088.
+Options given here (or through their environment variables) override the `lifecycle`,
+`faults` and `search` sections of the fixture. Durations: `0`, `500ms`, `2s`, `1m`; a bare
+number is seconds. Logs go to stderr, filtered by SANDBOX_LOG or RUST_LOG (default `info`).
+In a container, listen on 0.0.0.0:8088.
 
 Public API (Authorization: Bearer <key>):
   GET    /api/company/{company}/ports?deleted=false
   GET    /api/company/oracle/metro/capabilities
   PUT    /api/v2/company/{company}/connections/layer2
-  GET    /api/company/{company}/connections[/{id}]
+  GET    /api/v2/company/{company}/connections/{id}
+  GET    /api/v2/company/{company}/connections?page=1&count=20&status=ACTIVE
   DELETE /api/v2/company/{company}/connections/{id}
+  GET    /api/company/{company}/connections[/{id}]   (older paths: unpaged list, read by id)
 Admin API (no auth): /_sandbox/stats, /_sandbox/reset-stats, /_sandbox/reset,
-  /_sandbox/connections[/{id}[/activate|/deny|/error|/status|/delete]],
-  /_sandbox/faults, /_sandbox/lifecycle. See docs/sandbox.md.";
+  /_sandbox/connections[/{id}[/activate|/deny|/error|/status|/delete]], /_sandbox/seed,
+  /_sandbox/faults, /_sandbox/lifecycle, /_sandbox/behaviour. See docs/sandbox.md.";
 
 #[derive(Debug, Parser)]
 #[command(name = "consoleconnect-sandbox", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -87,7 +93,7 @@ struct Args {
     manual_approval: Option<bool>,
 
     /// How long a deleted connection stays DELETING before it is DELETED and disappears from
-    /// the API [fixture default: 0].
+    /// the API [fixture default: 1s].
     #[arg(long, env = "SANDBOX_DELETING_DELAY", value_parser = parse_duration, value_name = "DURATION")]
     deleting_delay: Option<Duration>,
 
@@ -115,6 +121,64 @@ struct Args {
     /// [fixture default: 0].
     #[arg(long, env = "SANDBOX_LOST_CREATE_RATE", value_parser = parse_rate, value_name = "FRACTION")]
     lost_create_rate: Option<f64>,
+
+    /// Largest page the connection search serves; a larger `count` is served as this many
+    /// [fixture `search.maxCount`, default: 50].
+    #[arg(long, env = "SANDBOX_SEARCH_MAX_COUNT", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    search_max_count: Option<u32>,
+
+    /// New connections are missing from the search and the list until this long after their
+    /// creation; reads by id see them at once.
+    #[arg(long, env = "SANDBOX_LIST_LAG", value_parser = parse_duration, value_name = "DURATION", default_value = "0")]
+    list_lag: Duration,
+
+    /// A valid create is stored at once (its lifecycle starts) but answered this much later.
+    #[arg(long, env = "SANDBOX_CREATE_DELAY", value_parser = parse_duration, value_name = "DURATION", default_value = "0")]
+    create_delay: Duration,
+
+    /// Refuse (400) a create whose name a connection of the company that is neither DELETED
+    /// nor CANCELLED already has.
+    #[arg(
+        long,
+        env = "SANDBOX_REFUSE_DUPLICATE_NAMES",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false",
+        value_name = "BOOL"
+    )]
+    refuse_duplicate_names: bool,
+
+    /// How a read by id answers for a DELETED connection: 404, or show it with
+    /// `"deleted": true`.
+    #[arg(
+        long,
+        env = "SANDBOX_DELETED_READS",
+        value_enum,
+        default_value = "404",
+        value_name = "HOW"
+    )]
+    deleted_reads: DeletedReads,
+
+    /// Body of /api errors: nested `{"error": {...}}`, flat `{"statusCode", "name", "message"}`
+    /// or message `{"message", "status", "statusCode"}`.
+    #[arg(
+        long,
+        env = "SANDBOX_ERROR_SHAPE",
+        value_enum,
+        default_value = "nested",
+        value_name = "SHAPE"
+    )]
+    error_shape: ErrorShape,
+
+    /// How connections and metros are written: the reference's shape or the spec example's.
+    #[arg(
+        long,
+        env = "SANDBOX_CONNECTION_SHAPE",
+        value_enum,
+        default_value = "reference",
+        value_name = "SHAPE"
+    )]
+    connection_shape: ConnectionShape,
 }
 
 impl Args {
@@ -133,7 +197,19 @@ impl Args {
         if let Some(seconds) = self.retry_after {
             faults.retry_after_seconds = Some(seconds);
         }
-        Settings { lifecycle, faults }
+        let mut behaviour = Behaviour::new(config.search);
+        override_with(&mut behaviour.search_max_count, self.search_max_count);
+        behaviour.list_lag = self.list_lag;
+        behaviour.create_delay = self.create_delay;
+        behaviour.refuse_duplicate_names = self.refuse_duplicate_names;
+        behaviour.deleted_reads = self.deleted_reads;
+        behaviour.error_shape = self.error_shape;
+        behaviour.connection_shape = self.connection_shape;
+        Settings {
+            lifecycle,
+            faults,
+            behaviour,
+        }
     }
 }
 
@@ -274,5 +350,39 @@ mod tests {
         assert_eq!(settings.faults.retry_after_seconds, Some(9));
         let args = Args::parse_from(["sandbox", "--manual-approval=false"]);
         assert_eq!(args.manual_approval, Some(false));
+    }
+
+    #[test]
+    fn behaviour_flags() {
+        let config = Config::default_fixture().unwrap();
+        let defaults = Args::parse_from(["sandbox"]).settings(&config).behaviour;
+        assert_eq!(defaults, Behaviour::new(config.search));
+        assert_eq!(defaults.search_max_count, 50);
+        let args = Args::parse_from([
+            "sandbox",
+            "--search-max-count",
+            "7",
+            "--list-lag",
+            "2s",
+            "--create-delay",
+            "500ms",
+            "--refuse-duplicate-names",
+            "--deleted-reads",
+            "show",
+            "--error-shape",
+            "message",
+            "--connection-shape",
+            "spec",
+        ]);
+        let behaviour = args.settings(&config).behaviour;
+        assert_eq!(behaviour.search_max_count, 7);
+        assert_eq!(behaviour.list_lag, Duration::from_secs(2));
+        assert_eq!(behaviour.create_delay, Duration::from_millis(500));
+        assert!(behaviour.refuse_duplicate_names);
+        assert_eq!(behaviour.deleted_reads, DeletedReads::Show);
+        assert_eq!(behaviour.error_shape, ErrorShape::Message);
+        assert_eq!(behaviour.connection_shape, ConnectionShape::Spec);
+        assert!(Args::try_parse_from(["sandbox", "--search-max-count", "0"]).is_err());
+        assert!(Args::try_parse_from(["sandbox", "--deleted-reads", "410"]).is_err());
     }
 }

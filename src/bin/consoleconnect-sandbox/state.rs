@@ -10,14 +10,71 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::config::{CompanyConfig, Config, FaultConfig, LifecycleConfig, MetroConfig, PortConfig};
+use crate::config::{
+    Behaviour, CompanyConfig, Config, ConnectionShape, DeletedReads, FaultConfig, LifecycleConfig,
+    MetroConfig, PortConfig,
+};
 use crate::validate::Order;
 
 pub const CREATING: &str = "CREATING";
 pub const PENDING: &str = "PENDING";
+pub const PENDING_ACCEPTANCE: &str = "PENDING_ACCEPTANCE";
 pub const ACTIVE: &str = "ACTIVE";
+pub const DENIED: &str = "DENIED";
 pub const DELETING: &str = "DELETING";
 pub const DELETED: &str = "DELETED";
+pub const CANCELLED: &str = "CANCELLED";
+
+/// Oracle's company id in `destCompany` of the spec shape (made up; the fixture has no Oracle).
+pub const ORACLE_COMPANY_ID: &str = "5a0c8b0c2e5d3f0011a0c0de";
+
+/// Statuses compare case-insensitively, with spaces and underscores alike:
+/// `pending acceptance` and `PENDING_ACCEPTANCE` are the same.
+pub fn normalise_status(status: &str) -> String {
+    status
+        .split(|c: char| c.is_whitespace() || c == '_')
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// Whether a connection in `status` takes bandwidth from its port.
+fn uses_capacity(status: &str) -> bool {
+    ![DELETED, CANCELLED, DENIED].contains(&normalise_status(status).as_str())
+}
+
+/// What a DELETE does to a connection in `status`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteAction {
+    /// Never active: the request is cancelled.
+    Cancel,
+    /// Already cancelled or being deleted: nothing changes.
+    Nothing,
+    /// Live: DELETING, then DELETED.
+    Delete,
+}
+
+pub fn delete_action(status: &str) -> DeleteAction {
+    match normalise_status(status).as_str() {
+        CREATING | PENDING | PENDING_ACCEPTANCE => DeleteAction::Cancel,
+        CANCELLED | DELETING => DeleteAction::Nothing,
+        _ => DeleteAction::Delete,
+    }
+}
+
+/// Page `page` (1-based) of `count` items.
+pub fn page_of<T>(items: Vec<T>, page: u64, count: u64) -> Vec<T> {
+    let skip = page.saturating_sub(1).saturating_mul(count);
+    let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+    let take = usize::try_from(count).unwrap_or(usize::MAX);
+    items.into_iter().skip(skip).take(take).collect()
+}
+
+/// Whether a connection created at `created_at` shows in searches and lists at `now`.
+fn listed(created_at: Timestamp, lag: Duration, now: Timestamp) -> bool {
+    lag.is_zero() || after(created_at, lag) <= now
+}
 
 /// Shared state behind every handler.
 pub struct AppState {
@@ -32,12 +89,14 @@ pub struct AppState {
 pub struct Settings {
     pub lifecycle: LifecycleConfig,
     pub faults: FaultConfig,
+    pub behaviour: Behaviour,
 }
 
 /// Immutable seed data.
 pub struct Fixtures {
     config: Config,
-    companies_by_key: HashMap<String, String>,
+    /// Key → (company username, read only).
+    companies_by_key: HashMap<String, (String, bool)>,
 }
 
 impl Fixtures {
@@ -46,10 +105,13 @@ impl Fixtures {
             .companies
             .iter()
             .flat_map(|company| {
-                company
-                    .api_keys
-                    .iter()
-                    .map(|key| (key.trim().to_owned(), company.username.clone()))
+                let owner = |read_only| {
+                    move |key: &String| {
+                        (key.trim().to_owned(), (company.username.clone(), read_only))
+                    }
+                };
+                let full = company.api_keys.iter().map(owner(false));
+                full.chain(company.read_only_api_keys.iter().map(owner(true)))
             })
             .collect();
         Fixtures {
@@ -58,9 +120,11 @@ impl Fixtures {
         }
     }
 
-    /// Username of the company owning `key`.
-    pub fn company_of_key(&self, key: &str) -> Option<&str> {
-        self.companies_by_key.get(key).map(String::as_str)
+    /// Username of the company owning `key`, and whether the key may only read.
+    pub fn company_of_key(&self, key: &str) -> Option<(&str, bool)> {
+        self.companies_by_key
+            .get(key)
+            .map(|(company, read_only)| (company.as_str(), *read_only))
     }
 
     pub fn company(&self, username: &str) -> Option<&CompanyConfig> {
@@ -109,6 +173,7 @@ pub enum Phase {
 pub struct Record {
     pub id: String,
     pub company: String,
+    pub company_id: String,
     pub order: Order,
     pub src_vlan: u16,
     pub dest_vlan: u16,
@@ -135,6 +200,10 @@ impl View {
 
     pub fn is_deleted(&self) -> bool {
         self.status == DELETED
+    }
+
+    fn deleted_at(&self) -> Option<String> {
+        self.is_deleted().then(|| timestamp(self.updated_at))
     }
 }
 
@@ -176,10 +245,11 @@ impl Record {
         }
     }
 
-    /// The connection as the API shows it, modelled on the reference's create response.
-    pub fn to_json(&self, view: &View) -> Value {
+    /// The connection as the API shows it: in the reference's shape (modelled on its create
+    /// response) or in the published spec example's.
+    pub fn to_json(&self, view: &View, shape: ConnectionShape) -> Value {
         let order = &self.order;
-        json!({
+        let mut json = json!({
             "id": self.id,
             "type": "LAYER2",
             "status": view.status,
@@ -189,9 +259,13 @@ impl Record {
             "destRegionId": order.dest_region_id,
             "createdAt": timestamp(self.created_at),
             "updatedAt": timestamp(view.updated_at),
+            "deleted": view.is_deleted(),
+            "deletedAt": view.deleted_at(),
             "speed": {"value": order.speed, "name": format!("{} Mbps", order.speed)},
             "subconnections": [],
             "vlan": {"srcVlan": self.src_vlan, "destVlan": self.dest_vlan},
+            "srcVlanRequest": order.src_vlan,
+            "destVlanRequest": order.dest_vlan,
             "cdrBillingType": "METRO",
             "payg": true,
             "billingType": [],
@@ -205,7 +279,31 @@ impl Record {
             "duration": order.duration,
             "durationUnit": order.duration_unit,
             "evergreen": order.evergreen.unwrap_or(false),
-        })
+        });
+        if shape == ConnectionShape::Spec
+            && let Some(object) = json.as_object_mut()
+        {
+            object.remove("srcPortId");
+            object.remove("destMetroId");
+            let pending = normalise_status(&view.status) == PENDING;
+            let spec = json!({
+                "destCompany": [{"id": ORACLE_COMPANY_ID}],
+                "destMetro": [{"id": order.dest_metro_id}],
+                "port": [{"id": order.port_id}, {"companyId": self.company_id}],
+                "vlan": [{"id": null}, {"service": null}, {"customer": []}],
+                "srcVlan": self.src_vlan,
+                "destVlan": self.dest_vlan,
+                "request": if pending {
+                    json!([{"status": PENDING}, {"speed": order.speed}])
+                } else {
+                    json!([])
+                },
+            });
+            if let Value::Object(spec) = spec {
+                object.extend(spec);
+            }
+        }
+        json
     }
 }
 
@@ -230,6 +328,28 @@ pub struct Stats {
     counts: BTreeMap<String, BTreeMap<u16, u64>>,
     creates: Vec<Value>,
 }
+
+/// A paged search: `status` already normalised, `count` already clamped.
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub status: String,
+    pub page: u64,
+    pub count: u64,
+}
+
+/// Connections made by `POST /_sandbox/seed`.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    pub company: String,
+    pub count: usize,
+    pub status: String,
+    pub name_prefix: String,
+    pub port_id: Option<String>,
+    pub speed: u64,
+}
+
+/// How far in the past seeded connections are created, so later creates sort after them.
+const SEED_AGE: Duration = Duration::from_secs(86_400);
 
 impl AppState {
     pub fn new(config: Config, settings: Settings) -> AppState {
@@ -259,57 +379,137 @@ impl AppState {
         *lock(&self.stats) = Stats::default();
     }
 
-    /// Stores a new connection and returns it as the create response shows it.
-    pub fn insert(&self, company: &str, order: Order) -> Value {
-        let lifecycle = self.settings().lifecycle;
+    fn shape(&self) -> ConnectionShape {
+        self.settings().behaviour.connection_shape
+    }
+
+    /// Stores a new connection and returns it as the create response shows it; `Err` is a 400
+    /// message (name in use, not enough capacity left on the port).
+    pub fn insert(&self, company: &str, order: Order) -> Result<Value, String> {
+        let settings = self.settings();
+        let lifecycle = settings.lifecycle;
         let approval = (!lifecycle.manual_approval).then_some(lifecycle.approval_delay);
+        let company_id = self.company_id(company);
+        let now = Timestamp::now();
         let mut connections = lock(&self.connections);
+        let mine = || connections.values().filter(|r| r.company == company);
+        if settings.behaviour.refuse_duplicate_names
+            && mine().any(|r| r.order.name == order.name && uses_name(&r.view(now).status))
+        {
+            return Err(format!(
+                "Connection name '{}' is already in use",
+                order.name
+            ));
+        }
+        if let Some((_, port)) = self.fixtures.port(&order.port_id) {
+            let used = usage_on(mine(), &order.port_id, now);
+            let remaining = port_capacity(port).saturating_sub(used);
+            if order.speed > remaining {
+                return Err(format!(
+                    "'speed' of {} Mbps exceeds the {remaining} Mbps remaining on port '{}'",
+                    order.speed, port.name
+                ));
+            }
+        }
         let id = new_id(&connections);
         let record = Record {
             src_vlan: order.src_vlan.unwrap_or_else(random_vlan),
             dest_vlan: order.dest_vlan.unwrap_or_else(random_vlan),
             id: id.clone(),
             company: company.to_owned(),
+            company_id,
             order,
-            created_at: Timestamp::now(),
+            created_at: now,
             phase: Phase::Provisioning {
                 creating: lifecycle.creating_delay,
                 approval,
             },
         };
         // Like the reference's create response, the answer always says CREATING.
-        let json = record.to_json(&View::at(CREATING, record.created_at));
+        let json = record.to_json(
+            &View::at(CREATING, record.created_at),
+            settings.behaviour.connection_shape,
+        );
         connections.insert(id, record);
-        json
+        Ok(json)
     }
 
-    /// A connection of `company` that is not deleted.
-    pub fn visible(&self, company: &str, id: &str) -> Option<Value> {
+    fn company_id(&self, company: &str) -> String {
+        self.fixtures
+            .company(company)
+            .map(|c| c.id.clone())
+            .unwrap_or_default()
+    }
+
+    /// Mbps used by live connections of `company`, by port id.
+    pub fn port_usage(&self, company: &str) -> HashMap<String, u64> {
         let now = Timestamp::now();
+        let connections = lock(&self.connections);
+        let mut usage: HashMap<String, u64> = HashMap::new();
+        for record in connections.values().filter(|r| r.company == company) {
+            if uses_capacity(&record.view(now).status) {
+                let used = usage.entry(record.order.port_id.clone()).or_default();
+                *used = used.saturating_add(record.order.speed);
+            }
+        }
+        usage
+    }
+
+    /// A connection of `company` read by id: not when DELETED, unless `deleted_reads` shows
+    /// deleted ones.
+    pub fn visible(&self, company: &str, id: &str, deleted_reads: DeletedReads) -> Option<Value> {
+        let now = Timestamp::now();
+        let shape = self.shape();
         let connections = lock(&self.connections);
         let record = connections.get(id).filter(|r| r.company == company)?;
         let view = record.view(now);
-        (!view.is_deleted()).then(|| record.to_json(&view))
+        (!view.is_deleted() || deleted_reads == DeletedReads::Show)
+            .then(|| record.to_json(&view, shape))
     }
 
-    /// Connections of `company` that are not deleted, oldest first.
-    pub fn visible_list(&self, company: &str) -> Vec<Value> {
+    /// Connections of `company` past the listing lag whose view passes `keep`, oldest first.
+    fn listed(&self, company: &str, keep: impl Fn(&View) -> bool) -> Vec<(Record, View)> {
         let now = Timestamp::now();
+        let lag = self.settings().behaviour.list_lag;
         let connections = lock(&self.connections);
-        let mut records: Vec<(&Record, View)> = connections
+        let mut records: Vec<(Record, View)> = connections
             .values()
-            .filter(|r| r.company == company)
-            .map(|r| (r, r.view(now)))
-            .filter(|(_, view)| !view.is_deleted())
+            .filter(|r| r.company == company && listed(r.created_at, lag, now))
+            .map(|r| (r.clone(), r.view(now)))
+            .filter(|(_, view)| keep(view))
             .collect();
+        drop(connections);
         records.sort_by(|a, b| (a.0.created_at, &a.0.id).cmp(&(b.0.created_at, &b.0.id)));
-        records.iter().map(|(r, view)| r.to_json(view)).collect()
+        records
     }
 
-    /// Starts deleting a connection of `company`; a connection already being deleted is left
-    /// alone. `None` if there is no such connection or it is already deleted.
+    /// The unpaged list: connections of `company` that are not deleted, oldest first.
+    pub fn visible_list(&self, company: &str) -> Vec<Value> {
+        let shape = self.shape();
+        self.listed(company, |view| !view.is_deleted())
+            .iter()
+            .map(|(r, view)| r.to_json(view, shape))
+            .collect()
+    }
+
+    /// One page of the connections of `company` in a status, oldest first.
+    pub fn search(&self, company: &str, search: &Search) -> Vec<Value> {
+        let shape = self.shape();
+        let matching = self.listed(company, |view| {
+            normalise_status(&view.status) == search.status
+        });
+        page_of(matching, search.page, search.count)
+            .iter()
+            .map(|(r, view)| r.to_json(view, shape))
+            .collect()
+    }
+
+    /// A DELETE by the API: cancels a request that was never active, starts deleting a live
+    /// connection, and changes nothing on one cancelled or being deleted. `None` if there is no
+    /// such connection or it is already deleted.
     pub fn delete(&self, company: &str, id: &str) -> Option<Value> {
         let delay = self.settings().lifecycle.deleting_delay;
+        let shape = self.shape();
         let now = Timestamp::now();
         let mut connections = lock(&self.connections);
         let record = connections.get_mut(id).filter(|r| r.company == company)?;
@@ -317,11 +517,91 @@ impl AppState {
         if view.is_deleted() {
             return None;
         }
-        if view.status != DELETING {
-            record.phase = Phase::Deleting { since: now, delay };
+        match delete_action(&view.status) {
+            DeleteAction::Cancel => {
+                record.phase = Phase::Fixed {
+                    status: CANCELLED.to_owned(),
+                    since: now,
+                    error_reason: None,
+                }
+            }
+            DeleteAction::Delete => record.phase = Phase::Deleting { since: now, delay },
+            DeleteAction::Nothing => {}
         }
         let view = record.view(now);
-        Some(record.to_json(&view))
+        Some(record.to_json(&view, shape))
+    }
+
+    /// Creates connections directly, without validation, "in the past" (a day ago, a
+    /// microsecond apart) so they sort before later creates. Returns their ids in order.
+    pub fn seed(&self, seed: &Seed) -> Result<Vec<String>, String> {
+        let company = self
+            .fixtures
+            .company(&seed.company)
+            .ok_or_else(|| format!("unknown company '{}'", seed.company))?;
+        let port = match &seed.port_id {
+            Some(id) => self
+                .fixtures
+                .port(id)
+                .filter(|(owner, _)| owner.username == company.username)
+                .map(|(_, port)| port)
+                .ok_or_else(|| format!("'{id}' is not a port of company '{}'", seed.company))?,
+            None => company
+                .ports
+                .first()
+                .ok_or_else(|| format!("company '{}' has no port", seed.company))?,
+        };
+        let metro = self
+            .fixtures
+            .metros()
+            .iter()
+            .find(|m| m.id != port.metro_id);
+        let base = Timestamp::now()
+            .checked_sub(SEED_AGE)
+            .map_err(|err| err.to_string())?;
+        let mut connections = lock(&self.connections);
+        let mut ids = Vec::with_capacity(seed.count);
+        for index in 0..seed.count {
+            let offset = Duration::from_micros(u64::try_from(index).unwrap_or(u64::MAX));
+            let created_at = after(base, offset);
+            let id = new_id(&connections);
+            let order = Order {
+                name: format!("{}{index}", seed.name_prefix),
+                port_id: port.id.clone(),
+                dest_port_id: None,
+                dest_metro_id: metro.map(|m| m.id.clone()).unwrap_or_default(),
+                dest_dcf: metro.and_then(|m| m.first_data_center_facility_id_in_metro.clone()),
+                dest_company: "oracle".to_owned(),
+                speed: seed.speed,
+                payment_type: "invoice".to_owned(),
+                duration: Some(1),
+                duration_unit: Some("m".to_owned()),
+                evergreen: None,
+                class_of_service: None,
+                src_vlan: None,
+                dest_vlan: None,
+                discount_code: None,
+                src_region_id: port.region_id.clone(),
+                dest_region_id: metro.and_then(|m| m.region_ids.first().cloned()),
+            };
+            let record = Record {
+                id: id.clone(),
+                company: company.username.clone(),
+                company_id: company.id.clone(),
+                order,
+                src_vlan: random_vlan(),
+                dest_vlan: random_vlan(),
+                created_at,
+                phase: Phase::Fixed {
+                    status: seed.status.clone(),
+                    since: created_at,
+                    error_reason: None,
+                },
+            };
+            connections.insert(id.clone(), record);
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     /// Every connection, deleted ones included, with its owner; oldest first.
@@ -398,12 +678,28 @@ impl AppState {
     }
 }
 
+/// A name stays in use until its connection is DELETED or CANCELLED.
+fn uses_name(status: &str) -> bool {
+    ![DELETED, CANCELLED].contains(&normalise_status(status).as_str())
+}
+
+/// What a port offers before its connections are subtracted.
+pub fn port_capacity(port: &PortConfig) -> u64 {
+    port.capacity_remaining_mbps.unwrap_or(port.speed_mbps)
+}
+
+/// Mbps taken on `port_id` by the live connections among `records`.
+fn usage_on<'r>(records: impl Iterator<Item = &'r Record>, port_id: &str, now: Timestamp) -> u64 {
+    records
+        .filter(|r| r.order.port_id == port_id && uses_capacity(&r.view(now).status))
+        .fold(0, |sum, r| sum.saturating_add(r.order.speed))
+}
+
 fn admin_json(record: &Record, now: Timestamp) -> Value {
     let view = record.view(now);
-    let mut json = record.to_json(&view);
+    let mut json = record.to_json(&view, ConnectionShape::Reference);
     if let Some(object) = json.as_object_mut() {
         object.insert("company".into(), Value::from(record.company.clone()));
-        object.insert("deleted".into(), Value::from(view.is_deleted()));
     }
     json
 }
@@ -435,6 +731,7 @@ mod tests {
         Record {
             id: "a".repeat(24),
             company: "acme".into(),
+            company_id: "c".repeat(24),
             order: Order::example(),
             src_vlan: 10,
             dest_vlan: 20,
@@ -498,6 +795,102 @@ mod tests {
         );
         assert_eq!(r.view(t0).status, DELETING);
         assert!(r.view(after(t0, secs(1))).is_deleted());
+    }
+
+    #[test]
+    fn statuses_match_with_spaces_underscores_and_any_case() {
+        assert_eq!(normalise_status("PENDING ACCEPTANCE"), PENDING_ACCEPTANCE);
+        assert_eq!(normalise_status(" pending_acceptance "), PENDING_ACCEPTANCE);
+        assert_eq!(normalise_status("active"), ACTIVE);
+        assert_eq!(normalise_status(""), "");
+    }
+
+    #[test]
+    fn delete_cancels_only_requests_never_active() {
+        for status in [CREATING, PENDING, "PENDING ACCEPTANCE", PENDING_ACCEPTANCE] {
+            assert_eq!(delete_action(status), DeleteAction::Cancel, "{status}");
+        }
+        for status in [
+            ACTIVE, "ACCEPTED", DENIED, "ERROR", "DISABLED", "MANUAL", "WEIRD",
+        ] {
+            assert_eq!(delete_action(status), DeleteAction::Delete, "{status}");
+        }
+        for status in [CANCELLED, DELETING] {
+            assert_eq!(delete_action(status), DeleteAction::Nothing, "{status}");
+        }
+    }
+
+    #[test]
+    fn pages_are_one_based_and_the_last_may_be_short() {
+        let items: Vec<u32> = (0..7).collect();
+        assert_eq!(page_of(items.clone(), 1, 3), vec![0, 1, 2]);
+        assert_eq!(page_of(items.clone(), 3, 3), vec![6]);
+        assert!(page_of(items.clone(), 4, 3).is_empty());
+        assert!(page_of(items, u64::MAX, u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn listing_lag_hides_new_connections_for_a_while() {
+        let t0: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        assert!(listed(t0, Duration::ZERO, t0));
+        assert!(!listed(t0, secs(2), after(t0, secs(1))));
+        assert!(listed(t0, secs(2), after(t0, secs(2))));
+    }
+
+    #[test]
+    fn capacity_is_used_by_live_connections_only() {
+        assert!(uses_capacity(ACTIVE) && uses_capacity(DELETING) && uses_capacity("ERROR"));
+        assert!(!uses_capacity(DELETED) && !uses_capacity(CANCELLED) && !uses_capacity(DENIED));
+        assert!(uses_name(DENIED) && !uses_name(CANCELLED) && !uses_name(DELETED));
+    }
+
+    #[test]
+    fn shapes_differ_as_documented() {
+        let t0: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let r = record(
+            Phase::Provisioning {
+                creating: Duration::ZERO,
+                approval: None,
+            },
+            t0,
+        );
+        let view = r.view(t0);
+        assert_eq!(view.status, PENDING);
+        let reference = r.to_json(&view, ConnectionShape::Reference);
+        assert_eq!(reference["srcPortId"], "p");
+        assert_eq!(reference["destCompany"], "oracle");
+        assert_eq!(
+            (
+                reference["deleted"].as_bool(),
+                reference["deletedAt"].is_null()
+            ),
+            (Some(false), true)
+        );
+        assert!(reference.get("srcVlanRequest").is_some());
+        let spec = r.to_json(&view, ConnectionShape::Spec);
+        assert!(spec.get("srcPortId").is_none() && spec.get("destMetroId").is_none());
+        assert_eq!(spec["destMetro"], json!([{"id": "m"}]));
+        assert_eq!(
+            spec["port"],
+            json!([{"id": "p"}, {"companyId": "c".repeat(24)}])
+        );
+        assert_eq!(spec["destCompany"], json!([{"id": ORACLE_COMPANY_ID}]));
+        assert_eq!(
+            spec["request"],
+            json!([{"status": "PENDING"}, {"speed": 100}])
+        );
+        assert_eq!(
+            (spec["srcVlan"].as_u64(), spec["destVlan"].as_u64()),
+            (Some(10), Some(20))
+        );
+        assert!(spec["vlan"].is_array());
+        let deleted = View::at(DELETED, t0);
+        let gone = r.to_json(&deleted, ConnectionShape::Spec);
+        assert_eq!(gone["request"], json!([]));
+        assert_eq!(
+            (gone["deleted"].as_bool(), gone["deletedAt"].as_str()),
+            (Some(true), Some("2024-01-01T00:00:00.000Z"))
+        );
     }
 
     #[test]
