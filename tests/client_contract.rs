@@ -66,7 +66,7 @@ async fn list_ports_returns_ports_that_are_not_deleted() {
     assert_eq!(port.company_id.as_deref(), Some(DEFAULT_COMPANY_ID));
     assert!(port.data_center_facility_id.is_some());
     let inactive = ports.iter().find(|p| p.id == PORT_INACTIVE.id).unwrap();
-    assert_eq!(inactive.status, PortStatus::Other("INACTIVE".into()));
+    assert_eq!(inactive.status, PortStatus::Disabled);
     let duplicates = ports.iter().filter(|p| p.name == DUP_PORT_NAME).count();
     assert_eq!(duplicates, 2);
     assert_eq!(sandbox.stats().await.count("list_ports", 200), 1);
@@ -89,7 +89,7 @@ async fn oracle_metros_carry_readiness_capabilities_and_facility() {
 
 #[tokio::test]
 async fn create_get_list_and_delete_round_trip() {
-    let sandbox = Sandbox::start(&INSTANT);
+    let sandbox = Sandbox::start(&INSTANT_WITH_DELETE);
     let client = sandbox.client();
     let key = key();
 
@@ -338,7 +338,7 @@ async fn lost_create_responses_are_server_errors_but_the_connection_exists() {
         .unwrap_err();
     assert!(matches!(err, Error::Server { status: 502, .. }), "{err:?}");
     let listed = client
-        .search_connections(&key(), DEFAULT_COMPANY, "ACTIVE")
+        .search_connections(&key(), DEFAULT_COMPANY, "CREATING")
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
@@ -374,7 +374,7 @@ async fn slow_responses_time_out() {
 
 #[tokio::test]
 async fn observer_sees_every_request_with_its_status() {
-    let sandbox = Sandbox::start(&INSTANT);
+    let sandbox = Sandbox::start(&INSTANT_WITH_DELETE);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let client = sandbox
@@ -409,9 +409,14 @@ async fn observer_sees_every_request_with_its_status() {
         .unwrap_err();
 
     let seen = seen.lock().unwrap().clone();
+    // A search whose one page is short reads one more page: nothing yet says that the
+    // service honours `count`, so the short page may be a capped one.
     let expected: Vec<(Endpoint, Option<u16>)> = Endpoint::ALL
         .iter()
-        .map(|endpoint| (*endpoint, Some(200)))
+        .flat_map(|endpoint| match endpoint {
+            Endpoint::SearchConnections => vec![(*endpoint, Some(200)); 2],
+            _ => vec![(*endpoint, Some(200))],
+        })
         .chain([(Endpoint::GetConnection, Some(404))])
         .collect();
     assert_eq!(seen, expected);
@@ -1077,12 +1082,10 @@ async fn every_documented_status_is_found_by_the_searches() {
         "ERROR",
     ];
     for status in documented {
+        let mut request = valid_request(&format!("fc-{status}"));
+        request.speed = 10;
         let created = client
-            .create_layer2(
-                &key,
-                DEFAULT_COMPANY,
-                &valid_request(&format!("fc-{status}")),
-            )
+            .create_layer2(&key, DEFAULT_COMPANY, &request)
             .await
             .unwrap();
         sandbox.set_status(&created.id, status).await;

@@ -157,7 +157,7 @@ async fn phases(fccs: &Api<FastConnectConnection>) -> Vec<(String, Option<Phase>
 
 /// Our live connections at the sandbox, by resource name.
 async fn live_connections(sandbox: &Sandbox, ns: &str) -> Vec<Value> {
-    let prefix = format!("{ns}-");
+    let prefix = format!("{ns}.");
     sandbox
         .connections()
         .await

@@ -237,7 +237,7 @@ impl Env {
 
     /// Create calls the sandbox received for the resource `name`.
     async fn creates_of(&self, name: &str) -> usize {
-        let remote_name = format!("{}-{name}", self.ns);
+        let remote_name = format!("{}.{name}", self.ns);
         let creates = self.sandbox.stats().await.creates();
         creates.iter().filter(|c| c["name"] == remote_name).count()
     }

@@ -80,7 +80,7 @@ async fn the_sample_reaches_active_with_kubectl_and_deleting_it_disconnects() {
         ["hk-oracle", "Active", "1000", "HKG", id.as_str(), "ACTIVE"]
     );
 
-    let remote = env.remote(&format!("{ns}-hk-oracle")).await;
+    let remote = env.remote(&format!("{ns}.hk-oracle")).await;
     assert_eq!(remote.len(), 1, "exactly one connection: {remote:?}");
     assert_eq!(env.creates().await, 1);
     let body = &env.sandbox.stats().await.creates()[0];
@@ -256,7 +256,7 @@ async fn bad_inputs_get_a_clear_condition_and_order_nothing() {
             "/sourcePort/name",
             json!(sandbox::PORT_INACTIVE.name),
             "PortNotActive",
-            "not ACTIVE",
+            "it is disabled; enable it in Console Connect",
         ),
         (
             "too-fast",
@@ -340,9 +340,13 @@ async fn bad_inputs_get_a_clear_condition_and_order_nothing() {
 #[tokio::test]
 async fn denied_and_error_fail_with_the_reason() {
     let env = Env::start(&["--creating-delay", "0", "--manual-approval"]).await;
-    env.create("denied", |_| {}).await;
-    env.create("broken", |o| o["spec"]["vlans"] = json!({"source": 300}))
+    env.create("denied", |o| o["spec"]["speedMbps"] = json!(100))
         .await;
+    env.create("broken", |o| {
+        o["spec"]["speedMbps"] = json!(100);
+        o["spec"]["vlans"] = json!({"source": 300});
+    })
+    .await;
     let denied = connection_id(&env.wait_phase("denied", Phase::AwaitingApproval).await);
     let broken = connection_id(&env.wait_phase("broken", Phase::AwaitingApproval).await);
     env.sandbox.deny(&denied).await;
@@ -392,7 +396,7 @@ async fn a_crash_between_the_create_call_and_the_status_write_orders_once() {
 
     env.operator = Some(Operator::start(&env.sandbox.url, &env.ns));
     let fcc = env.wait_phase("crash", Phase::Active).await;
-    let remote = env.remote(&format!("{}-crash", env.ns)).await;
+    let remote = env.remote(&format!("{}.crash", env.ns)).await;
     assert_eq!(remote.len(), 1, "{remote:?}");
     assert_eq!(connection_id(&fcc), remote[0]["id"].as_str().unwrap());
     assert_eq!(
@@ -437,7 +441,8 @@ async fn bursts_of_429_and_5xx_and_lost_responses_converge_without_duplicates() 
         .await;
     let names: Vec<String> = (0..5).map(|i| format!("burst-{i}")).collect();
     for name in &names {
-        env.create(name, |_| {}).await;
+        env.create(name, |o| o["spec"]["speedMbps"] = json!(100))
+            .await;
     }
     for name in &names {
         env.wait_phase(name, Phase::Active).await;
@@ -447,7 +452,7 @@ async fn bursts_of_429_and_5xx_and_lost_responses_converge_without_duplicates() 
         "list_ports",
         "oracle_metros",
         "create_layer2",
-        "list_connections",
+        "search_connections",
         "get_connection",
     ]
     .iter()
@@ -455,7 +460,7 @@ async fn bursts_of_429_and_5xx_and_lost_responses_converge_without_duplicates() 
     .sum();
     assert!(faults > 0, "faults were injected: {:?}", stats.0);
     for name in &names {
-        let remote = env.remote(&format!("{}-{name}", env.ns)).await;
+        let remote = env.remote(&format!("{}.{name}", env.ns)).await;
         let live: Vec<&Value> = remote.iter().filter(|c| c["status"] != "DELETED").collect();
         assert_eq!(live.len(), 1, "{name}: {remote:?}");
     }

@@ -206,6 +206,12 @@ impl Catalog {
     }
 }
 
+/// The monotonic instant of a wall-clock time in the past (now, if it is in the future).
+pub fn instant_of(at: jiff::Timestamp) -> Instant {
+    let age = jiff::Timestamp::now().duration_since(at);
+    ago(Duration::try_from(age).unwrap_or(Duration::ZERO))
+}
+
 /// The instant `age` ago, or the process start if that is earlier than the clock allows.
 pub fn ago(age: Duration) -> Instant {
     let now = Instant::now();

@@ -127,8 +127,18 @@ pub fn look(facts: &Facts) -> Look {
     }
     Look {
         id: None,
-        by_name: status.ordered_at.is_some() || facts.has_finalizer,
+        by_name: status.ordered_at.is_some() || status_lost(facts.has_finalizer, status),
     }
+}
+
+/// Our finalizer on a resource whose status is empty: the status was lost (a restore), and an
+/// order placed before may exist. (A finalizer with a written status but no marker only
+/// follows an order that certainly ordered nothing.)
+pub fn status_lost(has_finalizer: bool, status: &FastConnectConnectionStatus) -> bool {
+    has_finalizer
+        && status.phase.is_none()
+        && status.ordered_at.is_none()
+        && status.connection_id.is_none()
 }
 
 /// After its settle window, an order we placed is checked once to be the only one of its name.
@@ -547,10 +557,21 @@ mod tests {
     }
 
     #[test]
+    fn a_finalizer_with_a_written_status_but_no_marker_orders_without_looking() {
+        // An order that certainly ordered nothing (429, 401) cleared the marker.
+        let mut case = Case::new();
+        case.has_finalizer = true;
+        case.status.phase = Some(crate::crd::Phase::Resolving);
+        assert_eq!(look(&case.facts()), Look::default());
+        assert_eq!(case.decide(Observation::default()).step, Step::Order);
+    }
+
+    #[test]
     fn without_a_marker_the_resource_creation_bounds_the_match() {
         // Status wiped (a restore): finalizer, no marker, no id.
         let mut case = Case::new();
         case.has_finalizer = true;
+        assert!(status_lost(case.has_finalizer, &case.status));
         assert!(look(&case.facts()).by_name);
         let found = connection("c1", "ACTIVE", -1800);
         assert_eq!(
@@ -569,6 +590,7 @@ mod tests {
     fn a_refusal_holds_until_the_generation_changes() {
         let mut case = Case::new();
         case.status.refused_generation = Some(1);
+        case.status.phase = Some(crate::crd::Phase::Failed);
         case.has_finalizer = true;
         assert_eq!(look(&case.facts()), Look::default());
         assert_eq!(
@@ -576,8 +598,8 @@ mod tests {
             Reason::OrderRefused
         );
         case.generation = Some(2);
-        assert!(look(&case.facts()).by_name);
-        assert_eq!(case.decide(by_name(vec![], 0)).step, Step::Order);
+        assert_eq!(look(&case.facts()), Look::default());
+        assert_eq!(case.decide(Observation::default()).step, Step::Order);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::{
 
 use super::{
     Context, Diagnosis, Error, api,
+    cache::{ago, instant_of},
     decide::{self, Decision, Expected, Facts, Observation, Step},
     events::{publish, publish_transition},
     finalizer::{FINALIZER, add_finalizer, has_finalizer, remove_finalizer},
@@ -82,6 +83,16 @@ async fn run(
     let now = Timestamp::now();
     let name = fcc.ordered_name();
     let spec = &fcc.spec;
+    if decide::status_lost(has_finalizer(fcc), status) {
+        // Kept in the status written at the end of this reconcile, whatever happens now: the
+        // search for an earlier order must not be forgotten if it fails.
+        warn!("our finalizer but no status: looking for an earlier order before anything else");
+        status.ordered_at = fcc
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string());
+    }
     let secrets = Secrets::new(ctx.kube.clone(), &namespace(fcc), &ctx.secrets);
     let known_port = status
         .port_id
@@ -110,7 +121,8 @@ async fn run(
         if known_port.is_none() {
             resolved_port = port_by_name(&remote, fcc).await?;
         }
-        seen.named = Some(remote.named(&name, ctx.settings.poll_progress).await?);
+        let fresh_after = name_search_fresh_after(status, now, facts.settle, ctx);
+        seen.named = Some(remote.named(&name, fresh_after).await?);
     }
     let port = known_port.as_deref().or(resolved_port.as_deref());
     let facts = Facts {
@@ -131,6 +143,26 @@ async fn run(
         decision,
     )
     .await
+}
+
+/// How recent a search by name must be. Any search begun after the order may show it; only a
+/// search begun after the settle window can prove it absent. Without an order time (a wiped
+/// status), anything searched within the active poll interval will do.
+fn name_search_fresh_after(
+    status: &FastConnectConnectionStatus,
+    now: Timestamp,
+    settle: SignedDuration,
+    ctx: &Context,
+) -> std::time::Instant {
+    let ordered = status
+        .ordered_at
+        .as_deref()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    match ordered {
+        Some(at) if now >= at + settle => instant_of(at + settle),
+        Some(at) => instant_of(at),
+        None => ago(ctx.settings.poll_active),
+    }
 }
 
 fn facts<'a>(

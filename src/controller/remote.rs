@@ -170,10 +170,11 @@ impl<'a> Remote<'a> {
         }
     }
 
-    /// Every connection named `name`, in any status but DELETED, from searches no older than
-    /// `max_age` (shared by all resources of the company).
-    pub async fn named(&self, name: &str, max_age: std::time::Duration) -> Result<Named, Error> {
-        let fresh_after = ago(max_age);
+    /// Every connection named `name`, in any status but DELETED, from searches begun at or
+    /// after `fresh_after` (one per status, shared by all resources of the company). Each
+    /// status's search is kept on its own, so a retry after a failure redoes only the ones
+    /// that failed or went stale.
+    pub async fn named(&self, name: &str, fresh_after: Instant) -> Result<Named, Error> {
         let searches = SEARCHED_STATUSES
             .iter()
             .map(|status| self.search(status, fresh_after));

@@ -27,6 +27,8 @@ const TEST_ENV: &[(&str, &str)] = &[
     ("FCO_BACKOFF_MIN", "200ms"),
     ("FCO_BACKOFF_MAX", "3s"),
     ("FCO_API_TIMEOUT", "3s"),
+    // The sandbox lists a new order at once unless a test sets a lag (and its own window).
+    ("FCO_ORDER_SETTLE", "2s"),
     ("RUST_LOG", "info,fastconnect_operator=debug"),
 ];
 
