@@ -101,9 +101,15 @@ pub fn unique_name(prefix: &str) -> String {
 /// ([`delete_namespace`]).
 pub async fn test_namespace(client: &Client, prefix: &str) -> String {
     let name = unique_name(prefix);
+    create_namespace(client, &name).await;
+    name
+}
+
+/// Creates the namespace `name`, labelled [`TEST_NAMESPACE_LABEL`].
+pub async fn create_namespace(client: &Client, name: &str) {
     let ns = Namespace {
         metadata: ObjectMeta {
-            name: Some(name.clone()),
+            name: Some(name.to_owned()),
             labels: Some([(TEST_NAMESPACE_LABEL.to_owned(), "true".to_owned())].into()),
             ..ObjectMeta::default()
         },
@@ -113,7 +119,6 @@ pub async fn test_namespace(client: &Client, prefix: &str) -> String {
         .create(&PostParams::default(), &ns)
         .await
         .unwrap_or_else(|e| panic!("cannot create test namespace {name}: {e}"));
-    name
 }
 
 /// Deletes a namespace and waits until it is gone (kube-controller-manager's namespace

@@ -38,6 +38,22 @@ impl Env {
         env
     }
 
+    /// Like [`Env::start`], with extra operator environment.
+    pub async fn start_with(sandbox_args: &[&str], operator_env: &[(&str, &str)]) -> Env {
+        let mut env = Env::without_operator(sandbox_args).await;
+        env.start_operator(operator_env);
+        env
+    }
+
+    /// Starts (or restarts) the operator with extra environment.
+    pub fn start_operator(&mut self, operator_env: &[(&str, &str)]) {
+        self.operator = Some(Operator::start_with(
+            &self.sandbox.url,
+            &self.ns,
+            operator_env,
+        ));
+    }
+
     pub async fn without_operator(sandbox_args: &[&str]) -> Env {
         let client = cluster::client().await;
         cluster::apply_crd(&client, &FastConnectConnection::crd()).await;
@@ -62,6 +78,25 @@ impl Env {
 
     pub async fn put_secret(&self, name: &str, key: &str, value: &str) {
         fixtures::put_secret(&self.client, &self.ns, name, key, value).await;
+    }
+
+    /// Creates a small connection resource (5 Mbps on the 10 Gbps port, so that many fit).
+    pub async fn create_small(&self, name: &str) -> FastConnectConnection {
+        let fcc: FastConnectConnection =
+            serde_json::from_value(fixtures::small_connection(name)).expect("valid object");
+        self.fccs
+            .create(&PostParams::default(), &fcc)
+            .await
+            .expect("resource created")
+    }
+
+    /// The sandbox's live (not deleted) connections carrying the default name of `name`.
+    pub async fn live_remote(&self, name: &str) -> Vec<Value> {
+        self.remote(&format!("{}.{name}", self.ns))
+            .await
+            .into_iter()
+            .filter(|c| c["deleted"] != true && c["status"] != "CANCELLED")
+            .collect()
     }
 
     /// Creates a connection resource: the demo sample changed by `edit`.
