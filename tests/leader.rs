@@ -213,7 +213,7 @@ impl Env {
 
     /// Creates the demo sample under `name`.
     async fn create(&self, name: &str) {
-        let object = fixtures::connection(name);
+        let object = fixtures::small_connection(name);
         let fcc: FastConnectConnection = serde_json::from_value(object).expect("valid object");
         self.fccs
             .create(&PostParams::default(), &fcc)
