@@ -112,9 +112,15 @@ async fn run(
     let remote = Remote::new(ctx, &spec.company_username, &key);
     let mut seen = Observation::default();
     if let Some(id) = &look.id {
-        let cadence = poll_cadence(ctx, status.phase);
-        let last = status.remote_status.as_deref();
-        seen.by_id = Some(remote.observe(id, last, cadence).await?);
+        // Deletion reads the connection itself: a shared search may predate our DELETE.
+        seen.by_id = Some(if facts.deleting {
+            remote.read(id).await?
+        } else {
+            let cadence = poll_cadence(ctx, status.phase);
+            remote
+                .observe(id, status.remote_status.as_deref(), cadence)
+                .await?
+        });
     }
     let mut resolved_port = None;
     if look.by_name {
@@ -485,6 +491,15 @@ fn report(
                     phase: status.phase.unwrap_or(Phase::Creating),
                     reason: ready_reason,
                     message: ready_message.to_owned(),
+                    failure,
+                },
+                _ if deleting => Report {
+                    phase: Phase::Deleting,
+                    reason,
+                    message: format!(
+                        "cannot disconnect yet: {error}; fix it, or set spec.deletionPolicy to \
+                         Orphan to let go"
+                    ),
                     failure,
                 },
                 _ => Report {
