@@ -462,3 +462,22 @@ async fn steady_state_calls_follow_pages_not_connections() {
     assert!(searches >= pages_per_poll, "the poll did run: {searches}");
     assert_eq!(stats.total("create_layer2"), 0);
 }
+
+/// A key that may read but not order (401 "Access denied"): its own reason, distinct from a
+/// refused key, and nothing ordered.
+#[tokio::test]
+async fn a_key_without_permission_to_order_says_so_and_orders_nothing() {
+    let env = Env::start(&sandbox::INSTANT).await;
+    env.put_secret("consoleconnect", "apiKey", sandbox::READONLY_KEY)
+        .await;
+    env.create_small("read-only").await;
+    let (fcc, ready) = env.wait_reason("read-only", "AccessDenied").await;
+    assert_eq!(fcc.status.as_ref().unwrap().phase, Some(Phase::Pending));
+    assert!(
+        ready.message.contains("network:CreateConnection"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(fcc.status.unwrap().ordered_at, None, "nothing was ordered");
+    assert!(env.sandbox.connections().await.is_empty());
+}

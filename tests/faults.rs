@@ -1,6 +1,6 @@
-//! Fault suite: a flaky, throttling, slow Console Connect and an operator killed at random, and
-//! still every resource ends up with exactly one connection, every deletion completes, and no
-//! secret shows up anywhere.
+//! Fault suite: a flaky, throttling, slow, lagging, paging Console Connect and an operator killed
+//! at random, and still every resource ends up with exactly one connection, every deletion
+//! completes, and no secret shows up anywhere.
 //!
 //! `FCO_FAULT_RESOURCES` sets the size (50 in CI; larger on demand).
 
@@ -190,6 +190,13 @@ async fn converges_under_faults_and_kills_and_cleans_up_completely() {
         "50ms",
         "--lost-create-rate",
         "0.1",
+        // What the published spec allows on top: new orders listed a second late, pages of
+        // ten (the resources span several pages), and a second order of a name refused.
+        "--list-lag",
+        "1s",
+        "--search-max-count",
+        "10",
+        "--refuse-duplicate-names",
     ]);
     let fccs: Api<FastConnectConnection> = Api::namespaced(client.clone(), &ns);
     let names: Vec<String> = (0..n).map(|i| format!("fc-{i:04}")).collect();

@@ -141,12 +141,14 @@ pub fn status_lost(has_finalizer: bool, status: &FastConnectConnectionStatus) ->
         && status.connection_id.is_none()
 }
 
-/// After its settle window, an order we placed is checked once to be the only one of its name.
+/// An order we placed is checked once to be the only one of its name, by a search begun after
+/// its settle window. It is due a second window later, so that one search serves every order
+/// placed within a window of each other rather than one search per order.
 fn verification_due(facts: &Facts) -> bool {
     let status = facts.status;
     status.verified_at.is_none()
         && status.connection_id.is_some()
-        && ordered_at(status).is_some_and(|at| facts.now >= at + facts.settle)
+        && ordered_at(status).is_some_and(|at| facts.now >= at + facts.settle + facts.settle)
 }
 
 fn refused_now(facts: &Facts) -> bool {
@@ -653,9 +655,9 @@ mod tests {
 
     #[test]
     fn an_order_is_verified_once_after_its_window() {
-        let case = Case::new().ordered(0).recorded("c1").now(299);
+        let case = Case::new().ordered(0).recorded("c1").now(599);
         assert!(!look(&case.facts()).by_name);
-        let case = Case::new().ordered(0).recorded("c1").now(300);
+        let case = Case::new().ordered(0).recorded("c1").now(600);
         assert!(look(&case.facts()).by_name);
         let ours = connection("c1", "ACTIVE", 1);
         let seen = Observation {

@@ -152,8 +152,9 @@ async fn run(
 }
 
 /// How recent a search by name must be. Any search begun after the order may show it; only a
-/// search begun after the settle window can prove it absent. Without an order time (a wiped
-/// status), anything searched within the active poll interval will do.
+/// search begun after the settle window can prove it absent (or, for the verification of a
+/// recorded order, prove it alone). Without an order time, anything searched within the active
+/// poll interval will do.
 fn name_search_fresh_after(
     status: &FastConnectConnectionStatus,
     now: Timestamp,
@@ -165,7 +166,9 @@ fn name_search_fresh_after(
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok());
     match ordered {
-        Some(at) if now >= at + settle => instant_of(at + settle),
+        Some(at) if now >= at + settle || status.connection_id.is_some() => {
+            instant_of(at + settle)
+        }
         Some(at) => instant_of(at),
         None => ago(ctx.settings.poll_active),
     }

@@ -29,6 +29,10 @@ const TEST_ENV: &[(&str, &str)] = &[
     ("FCO_API_TIMEOUT", "3s"),
     // The sandbox lists a new order at once unless a test sets a lag (and its own window).
     ("FCO_ORDER_SETTLE", "2s"),
+    // The local sandbox takes more than Console Connect's safe default; the limit itself is
+    // tested in tests/client_contract.rs.
+    ("FCO_API_RATE_LIMIT", "100"),
+    ("FCO_API_RATE_BURST", "100"),
     ("RUST_LOG", "info,fastconnect_operator=debug"),
 ];
 
