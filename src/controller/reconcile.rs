@@ -6,7 +6,7 @@ use kube::{Api, ResourceExt, api::ListParams, runtime::controller::Action};
 use tracing::{info, warn};
 
 use crate::{
-    consoleconnect::{ApiKey, Connection},
+    consoleconnect::Connection,
     crd::{DeletionPolicy, FastConnectConnection, FastConnectConnectionStatus, Phase},
 };
 
@@ -139,16 +139,7 @@ async fn run(
         ..facts
     };
     let decision = decide::decide(&facts, &seen);
-    act(
-        fcc,
-        ctx,
-        api,
-        Some((&remote, &key)),
-        current,
-        status,
-        decision,
-    )
-    .await
+    act(fcc, ctx, api, Some(&remote), current, status, decision).await
 }
 
 /// How recent a search by name must be. Any search begun after the order may show it; only a
@@ -166,9 +157,7 @@ fn name_search_fresh_after(
         .as_deref()
         .and_then(|t| t.parse::<Timestamp>().ok());
     match ordered {
-        Some(at) if now >= at + settle || status.connection_id.is_some() => {
-            instant_of(at + settle)
-        }
+        Some(at) if now >= at + settle || status.connection_id.is_some() => instant_of(at + settle),
         Some(at) => instant_of(at),
         None => ago(ctx.settings.poll_active),
     }
@@ -228,7 +217,7 @@ async fn act(
     fcc: &FastConnectConnection,
     ctx: &Context,
     api: &Api<FastConnectConnection>,
-    remote: Option<(&Remote<'_>, &ApiKey)>,
+    remote: Option<&Remote<'_>>,
     current: &mut FastConnectConnection,
     status: &mut FastConnectConnectionStatus,
     decision: Decision,
@@ -265,14 +254,14 @@ async fn act(
             Ok(reported(detail_of(&connection)))
         }
         Step::Order => {
-            let Some((remote, _)) = remote else {
+            let Some(remote) = remote else {
                 return Ok(reported(None));
             };
             order(fcc, ctx, api, remote, current, status).await
         }
         Step::Wait => Ok(reported(None)),
         Step::Disconnect(connection) => {
-            let Some((remote, _)) = remote else {
+            let Some(remote) = remote else {
                 return Ok(reported(None));
             };
             status.connection_id = Some(connection.id.clone());
