@@ -537,7 +537,7 @@ async fn requests_carry_auth_user_agent_and_the_documented_paths() {
     assert_eq!(
         lines,
         [
-            "GET /api/company/acme/ports?deleted=false",
+            "GET /api/company/acme/ports",
             "GET /api/company/oracle/metro/capabilities",
             "GET /api/v2/company/acme/connections?page=1&count=100&status=ACTIVE",
             "DELETE /api/v2/company/acme/connections/abc",

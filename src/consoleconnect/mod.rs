@@ -184,13 +184,17 @@ impl Client {
         &self.base_url
     }
 
-    /// Ports of `company` that are not deleted.
+    /// Ports of `company` that are not deleted. The reference adds `?deleted=false`, but the
+    /// spec documents no query parameter and its mock server refuses unknown ones, so deleted
+    /// ports are left out here instead.
     pub async fn list_ports(&self, key: &ApiKey, company: &str) -> Result<Vec<Port>, Error> {
         let endpoint = Endpoint::ListPorts;
         let url = self.url(&["api", "company", segment(company, "company")?, "ports"]);
-        let request = self.http.get(url).query(&[("deleted", "false")]);
-        let body = self.call(endpoint, company, key, request).await?;
-        Ok(decode::<Results<Port>>(endpoint, &body, key)?.results)
+        let body = self
+            .call(endpoint, company, key, self.http.get(url))
+            .await?;
+        let ports = decode::<Results<Port>>(endpoint, &body, key)?.results;
+        Ok(ports.into_iter().filter(|p| !p.is_deleted()).collect())
     }
 
     /// Metros where Oracle can be reached, with their readiness and layer 2 capability.

@@ -50,6 +50,11 @@ pub struct Port {
 }
 
 impl Port {
+    /// Flagged `deleted`, or DELETED.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted || self.status == PortStatus::Deleted
+    }
+
     /// Mbps still free on the port, when the service publishes it.
     pub fn remaining_mbps(&self) -> Option<f64> {
         self.capacity.as_ref().and_then(|c| c.remaining)
@@ -566,18 +571,28 @@ pub(crate) struct Results<T> {
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Results<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Shape<T> {
-            Envelope { results: Vec<T> },
-            Bare(Vec<T>),
-        }
-        let results = match Shape::<T>::deserialize(deserializer)? {
-            Shape::Envelope { results } | Shape::Bare(results) => results,
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let items = match value {
+            serde_json::Value::Array(items) => items,
+            serde_json::Value::Object(mut object) => match object.remove("results") {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => return Err(D::Error::custom(NOT_A_LIST)),
+            },
+            _ => return Err(D::Error::custom(NOT_A_LIST)),
         };
+        let results = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                T::deserialize(item).map_err(|err| D::Error::custom(format!("item {index}: {err}")))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Results { results })
     }
 }
+
+const NOT_A_LIST: &str = "expected {\"results\": [...]} or a JSON array";
 
 fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
