@@ -481,3 +481,49 @@ async fn a_key_without_permission_to_order_says_so_and_orders_nothing() {
     assert_eq!(fcc.status.unwrap().ordered_at, None, "nothing was ordered");
     assert!(env.sandbox.connections().await.is_empty());
 }
+
+/// A second live connection carrying the same order (here created behind the operator's back,
+/// as a lagging duplicate would be): the verification after the settle window reports it on
+/// Synced, as a Warning Event and a metric, and deletes neither.
+#[tokio::test]
+async fn a_duplicate_of_an_order_is_reported_loudly_and_left_alone() {
+    let env = Env::start_with(&sandbox::INSTANT, &[("FCO_ORDER_SETTLE", "4s")]).await;
+    env.create_small("twin").await;
+    let fcc = env.wait_phase("twin", Phase::Active).await;
+    let ours = connection_id(&fcc);
+    let mut request = sandbox::valid_request(&format!("{}.twin", env.ns));
+    request.port_id = sandbox::PORT_10G.id.into();
+    request.speed = 5;
+    let twin = env
+        .sandbox
+        .client()
+        .create_layer2(&sandbox::default_key(), sandbox::DEFAULT_COMPANY, &request)
+        .await
+        .unwrap();
+    let fccs = &env.fccs;
+    let synced = cluster::wait_for("Synced=False DuplicateConnections", WAIT, || async {
+        let fcc = fccs.get("twin").await.ok()?;
+        fcc.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Synced" && c.reason == "DuplicateConnections")
+    })
+    .await;
+    assert!(synced.message.contains(&twin.id), "{}", synced.message);
+    let fcc = env.fccs.get("twin").await.unwrap();
+    assert_eq!(
+        connection_id(&fcc),
+        ours,
+        "the recorded connection stays ours"
+    );
+    assert_eq!(fcc.status.unwrap().phase, Some(Phase::Active));
+    assert!(events_with_reason(&env, "DuplicateConnections").await > 0);
+    env.operator()
+        .wait_metric("fastconnect_duplicate_connections_found_total 1")
+        .await;
+    assert_eq!(
+        env.live_remote("twin").await.len(),
+        2,
+        "neither was deleted"
+    );
+}
