@@ -28,8 +28,8 @@ use support::{
     sandbox::{self, Sandbox},
 };
 
-/// The operator's production cadences; the test defaults would poll far more often (and verify
-/// an order 2 s after placing it).
+/// The operator's production cadences and rate limit; the test defaults would poll far more
+/// often, settle an order in 2 s and allow 100 calls per second.
 const DEFAULTS: &[(&str, &str)] = &[
     ("FCO_POLL_PROGRESS", "5s"),
     ("FCO_POLL_ACTIVE", "60s"),
@@ -51,6 +51,9 @@ const RATE_LIMIT_PER_SECOND: f64 = 10.0;
 const PAGE_SIZE: usize = 100;
 const POLL_ACTIVE: Duration = Duration::from_secs(60);
 const ORDER_SETTLE: Duration = Duration::from_secs(300);
+/// An order is verified by a search begun after its settle window, due a second window later
+/// (one search serves every order placed within a window of each other).
+const VERIFICATION_DUE: Duration = Duration::from_secs(2 * 300);
 
 /// The sandbox: connections ACTIVE on the first read after the create, 1 s of DELETING, and
 /// search pages of up to 100, the operator's `--search-page-size` (the fixture's cap is 50).
@@ -88,7 +91,7 @@ fn steady_target(n: usize, window: Duration) -> u64 {
 }
 
 /// Target: finalizer, create marker, create result, Active, Deleting, finalizer removal; plus
-/// `verifiedAt` for a resource that lives past its settle window.
+/// `verifiedAt` for a resource that lives until its verification is due.
 const MAX_WRITES_PER_RESOURCE: f64 = 7.0;
 const MAX_PEAK_RSS_MIB: f64 = 32.0;
 
@@ -102,11 +105,14 @@ struct Row {
     api_calls_total: u64,
     /// Until all were Active, by endpoint.
     api_calls_by_endpoint: Vec<(String, u64)>,
-    /// The part of the steady window before any order's settle window could end.
-    steady: Window,
-    /// The rest of the steady window, when it reaches past `started + ORDER_SETTLE`: the
-    /// verification searches may run there.
-    steady_after_settle: Option<Window>,
+    /// The steady-state window in up to three parts: before any order's verification is due,
+    /// while the verifications (a search by name over every status, once per order) run, and
+    /// after every resource is verified.
+    before_verification: Window,
+    verifying: Option<Window>,
+    after_verification: Option<Window>,
+    /// From the first apply until every resource had `verifiedAt`, if within the window.
+    all_verified: Option<Duration>,
     writes_per_resource: f64,
     event_writes_per_resource: f64,
 }
@@ -117,9 +123,22 @@ struct Window {
     by_endpoint: Vec<(String, u64)>,
 }
 
-impl Window {
-    fn per_minute(&self) -> f64 {
-        self.calls as f64 / self.length.as_secs_f64().max(1e-9) * 60.0
+impl Row {
+    /// The steady state outside the verifications: calls, length, and the target for them.
+    fn steady(&self) -> (u64, Duration, u64) {
+        [
+            Some(&self.before_verification),
+            self.after_verification.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold((0, Duration::ZERO, 0), |(calls, length, target), w| {
+            (
+                calls + w.calls,
+                length + w.length,
+                target + steady_target(self.n, w.length),
+            )
+        })
     }
 }
 
@@ -218,35 +237,58 @@ async fn run(n: usize, steady: Duration) -> Row {
     let api_calls_by_endpoint = sandbox_counts(&sandbox).await;
     let api_calls_total = api_calls_by_endpoint.iter().map(|(_, c)| c).sum();
 
+    let usage = |phase: &str| {
+        let (rss, cpu) = process_usage(&operator);
+        eprintln!("bench: operator after {phase}: peak RSS {rss:.1} MiB, {cpu:.1} s CPU");
+    };
+    usage("all Ready");
     sandbox.reset_stats().await;
     let window_start = Instant::now();
+    let window_end = window_start + steady;
     eprintln!(
         "bench: all {n} Ready after {all_ready:?} ({api_calls_total} calls: \
          {api_calls_by_endpoint:?}); measuring steady state for {steady:?}"
     );
-    // No order's settle window ends before `started + ORDER_SETTLE`: the window is split there.
-    let clean = (started + ORDER_SETTLE)
-        .saturating_duration_since(window_start)
-        .min(steady);
-    tokio::time::sleep(clean).await;
-    let steady_window = window(&sandbox, clean).await;
-    let steady_after_settle = if clean < steady {
+    // No verification is due before `started + VERIFICATION_DUE`; after that the window is cut
+    // again once every resource shows `verifiedAt`.
+    let due = (started + VERIFICATION_DUE).min(window_end);
+    tokio::time::sleep_until(due.into()).await;
+    let before_verification = window(&sandbox, due - window_start).await;
+    let (mut verifying, mut after_verification, mut all_verified) = (None, None, None);
+    if due < window_end {
         sandbox.reset_stats().await;
-        tokio::time::sleep(steady - clean).await;
-        Some(window(&sandbox, steady - clean).await)
-    } else {
-        None
+        while timeline.verified_count() < n && Instant::now() < window_end {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let verified = Instant::now().min(window_end);
+        usage("the verifications");
+        verifying = Some(window(&sandbox, verified - due).await);
+        if timeline.verified_count() == n {
+            all_verified = Some(verified - started);
+        }
+        if verified < window_end {
+            sandbox.reset_stats().await;
+            tokio::time::sleep_until(window_end.into()).await;
+            after_verification = Some(window(&sandbox, window_end - verified).await);
+        }
+    }
+    let part = |w: &Option<Window>| {
+        w.as_ref()
+            .map(|w| (w.length.as_secs(), w.calls, w.by_endpoint.clone()))
     };
     eprintln!(
-        "bench: steady state {:.0} s before any verification: {} calls {:?}; after: {:?}",
-        steady_window.length.as_secs_f64(),
-        steady_window.calls,
-        steady_window.by_endpoint,
-        steady_after_settle
-            .as_ref()
-            .map(|w| (w.length.as_secs(), w.calls, &w.by_endpoint)),
+        "bench: steady state before verification: {:?}; verifying: {:?} (all verified after \
+         {all_verified:?}); after: {:?}",
+        (
+            before_verification.length.as_secs(),
+            before_verification.calls,
+            &before_verification.by_endpoint
+        ),
+        part(&verifying),
+        part(&after_verification),
     );
 
+    usage("the steady-state window");
     fccs.delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
         .expect("delete all");
@@ -278,8 +320,10 @@ async fn run(n: usize, steady: Duration) -> Row {
         cpu_seconds,
         api_calls_total,
         api_calls_by_endpoint,
-        steady: steady_window,
-        steady_after_settle,
+        before_verification,
+        verifying,
+        after_verification,
+        all_verified,
         writes_per_resource: operator_writes / n as f64,
         event_writes_per_resource: delta("events") / n as f64,
     }
@@ -294,6 +338,7 @@ struct Marks {
     applied: Option<Instant>,
     first_status: Option<Instant>,
     ready: Option<Instant>,
+    verified: Option<Instant>,
 }
 
 impl Timeline {
@@ -313,6 +358,9 @@ impl Timeline {
                     if status.phase == Some(Phase::Active) {
                         entry.ready.get_or_insert(now);
                     }
+                    if status.verified_at.is_some() {
+                        entry.verified.get_or_insert(now);
+                    }
                 }
             }
         });
@@ -331,6 +379,15 @@ impl Timeline {
             .unwrap()
             .values()
             .filter(|m| m.ready.is_some())
+            .count()
+    }
+
+    fn verified_count(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|m| m.verified.is_some())
             .count()
     }
 
@@ -454,22 +511,45 @@ fn print_table(rows: &[Row], steady: Duration) {
     let verdict = |ok: bool| if ok { "" } else { " ❌" };
     println!(
         "| N | all Ready (s) (target) | apply→first status p50 / p95 (ms) | peak RSS (MiB) | \
-         CPU (s) | Console Connect calls until all Ready | calls/min at steady state, before any \
-         verification is due (calls in window; target) | calls in the rest of the {}s window \
-         (verifications due) | K8s writes per resource (+ events) |",
+         CPU (s) | Console Connect calls until all Ready | calls/min at steady state outside \
+         the verifications (calls in window; target) | verifications in the {}s window: calls \
+         (all verified after) | K8s writes per resource (+ events) |",
         steady.as_secs()
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         let ready_target = ready_target(row.n);
-        let steady_target = steady_target(row.n, row.steady.length);
-        let after = row.steady_after_settle.as_ref().map_or_else(
-            || "— (window ends first)".to_owned(),
-            |w| format!("{} in {} s", w.calls, w.length.as_secs()),
+        let (steady_calls, steady_length, steady_target) = row.steady();
+        let verifying = row.verifying.as_ref().map_or_else(
+            || "none due in the window".to_owned(),
+            |w| {
+                format!(
+                    "{} in {} s ({})",
+                    w.calls,
+                    w.length.as_secs(),
+                    row.all_verified.map_or_else(
+                        || "not all verified by the window's end".to_owned(),
+                        |d| format!("{:.0} s", d.as_secs_f64())
+                    )
+                )
+            },
         );
+        // Less than one poll interval outside the verifications says nothing about the cadence.
+        let steady = if steady_length < POLL_ACTIVE {
+            format!(
+                "— (only {} s outside the verifications: lengthen FCO_BENCH_STEADY)",
+                steady_length.as_secs()
+            )
+        } else {
+            format!(
+                "{:.1}{} ({steady_calls} in {} s; ≤ {steady_target})",
+                steady_calls as f64 / steady_length.as_secs_f64() * 60.0,
+                verdict(steady_calls <= steady_target),
+                steady_length.as_secs(),
+            )
+        };
         println!(
-            "| {} | {:.1}{} (≤ {:.0}) | {} / {} | {:.1}{} | {:.1} | {} | {:.1}{} ({} in {} s; ≤ {}) | \
-             {} | {:.1}{} (+ {:.1}) |",
+            "| {} | {:.1}{} (≤ {:.0}) | {} / {} | {:.1}{} | {:.1} | {} | {} | {} | {:.2}{} (+ {:.2}) |",
             row.n,
             row.all_ready.as_secs_f64(),
             verdict(row.all_ready <= ready_target),
@@ -480,12 +560,8 @@ fn print_table(rows: &[Row], steady: Duration) {
             verdict(row.peak_rss_mib < MAX_PEAK_RSS_MIB),
             row.cpu_seconds,
             row.api_calls_total,
-            row.steady.per_minute(),
-            verdict(row.steady.calls <= steady_target),
-            row.steady.calls,
-            row.steady.length.as_secs(),
-            steady_target,
-            after,
+            steady,
+            verifying,
             row.writes_per_resource,
             verdict(row.writes_per_resource <= MAX_WRITES_PER_RESOURCE),
             row.event_writes_per_resource,
@@ -495,34 +571,42 @@ fn print_table(rows: &[Row], steady: Duration) {
         "\nTargets: all N Ready within N × {CALLS_PER_NEW_RESOURCE} calls / \
          {RATE_LIMIT_PER_SECOND} per s + {} s (the rate limit); peak RSS under \
          {MAX_PEAK_RSS_MIB} MiB; at steady state at most one search of the ACTIVE status per \
-         {} s poll interval, ⌊N / {PAGE_SIZE}⌋ + 1 pages, whatever else (no reads); at most \
-         {MAX_WRITES_PER_RESOURCE} Kubernetes writes per resource. ❌ marks a missed target.",
+         {} s poll interval, ⌊N / {PAGE_SIZE}⌋ + 1 pages, and nothing else; at most \
+         {MAX_WRITES_PER_RESOURCE} Kubernetes writes per resource. ❌ marks a missed target. \
+         Verifications (once per order, {} s after it: searches by name over every status \
+         begun after its {} s settle window, shared by orders placed close together) are shown \
+         apart.",
         READY_MARGIN.as_secs(),
         POLL_ACTIVE.as_secs(),
+        VERIFICATION_DUE.as_secs(),
+        ORDER_SETTLE.as_secs(),
     );
     println!();
+    let list = |calls: &[(String, u64)]| {
+        calls
+            .iter()
+            .map(|(endpoint, count)| format!("{endpoint} {count}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let part = |name: &str, w: Option<&Window>| {
+        w.map(|w| {
+            format!(
+                "; {name} ({} s): {}",
+                w.length.as_secs(),
+                list(&w.by_endpoint)
+            )
+        })
+        .unwrap_or_default()
+    };
     for row in rows {
-        let list = |calls: &[(String, u64)]| {
-            calls
-                .iter()
-                .map(|(endpoint, count)| format!("{endpoint} {count}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         println!(
-            "N = {}: until all Ready: {}; steady state ({} s): {}{}",
+            "N = {}: until all Ready: {}{}{}{}",
             row.n,
             list(&row.api_calls_by_endpoint),
-            row.steady.length.as_secs(),
-            list(&row.steady.by_endpoint),
-            row.steady_after_settle
-                .as_ref()
-                .map(|w| format!(
-                    "; rest of the window ({} s): {}",
-                    w.length.as_secs(),
-                    list(&w.by_endpoint)
-                ))
-                .unwrap_or_default(),
+            part("before verification", Some(&row.before_verification)),
+            part("verifying", row.verifying.as_ref()),
+            part("after verification", row.after_verification.as_ref()),
         );
     }
 }
