@@ -69,7 +69,7 @@ pub(super) async fn reconcile(fcc: &FastConnectConnection, ctx: &Context) -> Res
     let report = report(fcc, &status, &outcome, deleting);
     let next = status::next(fcc, status, &report);
     publish_transition(ctx, fcc, current.status.as_ref(), &next, &report).await;
-    status::write(&api, &current, &next, false).await?;
+    status::write(&api, &current, &next).await?;
     Ok(requeue(ctx, fcc, &next, &report, outcome.as_ref().err()))
 }
 
@@ -332,8 +332,9 @@ async fn order(
     );
     // The precondition makes the order use the spec as it is now; the marker makes a restarted
     // operator look for this order instead of placing another.
-    status::write(api, current, &marker, true).await?;
-    current.status = Some(marker);
+    if let Some(written) = status::write(api, current, &marker).await? {
+        *current = written;
+    }
 
     info!(connection = %request.name, "ordering connection");
     match remote.create(&request).await {

@@ -93,32 +93,32 @@ fn keep_transition_time(old: &[Condition], mut new: Condition) -> Condition {
     new
 }
 
-/// Writes `status` if it differs from what the object has. With `precondition`, the write only
-/// succeeds if the object is unchanged since it was read; the create marker relies on it, so
-/// that an order is never placed for a spec the user has already changed.
+/// Writes `status` if it differs from what the object has, and returns the object as written
+/// (`None`: nothing to write). The write only succeeds if the object is unchanged since it was
+/// read: the create marker relies on it (an order is never placed for a spec the user has
+/// already changed), and a reconcile working from a stale copy (our own finalizer patch wakes
+/// one before the cache shows our last status) must not overwrite a newer status, such as a
+/// recorded connection id, with its older one.
 pub async fn write(
     api: &Api<FastConnectConnection>,
     fcc: &FastConnectConnection,
     status: &FastConnectConnectionStatus,
-    precondition: bool,
-) -> Result<bool, Error> {
+) -> Result<Option<FastConnectConnection>, Error> {
     if fcc.status.as_ref() == Some(status) {
-        return Ok(false);
+        return Ok(None);
     }
-    let mut body = json!({
+    let body = json!({
         "apiVersion": FastConnectConnection::api_version(&()),
         "kind": FastConnectConnection::kind(&()),
+        "metadata": { "resourceVersion": fcc.resource_version() },
         "status": status,
     });
-    if precondition {
-        body["metadata"] = json!({ "resourceVersion": fcc.resource_version() });
-    }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match api
         .patch_status(&fcc.name_any(), &params, &Patch::Apply(body))
         .await
     {
-        Ok(_) => Ok(true),
+        Ok(written) => Ok(Some(written)),
         Err(kube::Error::Api(status)) if status.code == 409 => Err(Error::Conflict),
         Err(error) => Err(Error::Write(error)),
     }
