@@ -17,6 +17,9 @@
 //!   a replica that lost leadership stops before anyone else may take over.
 //! * [`Leadership::release`] clears `holderIdentity` (resourceVersion-checked), so a waiting
 //!   replica takes over at its next poll instead of after the lease expires.
+//! * [`LeaseLock::standing`] publishes where the replica stands (following whom, leading,
+//!   stopped), so that readiness and the leader metric follow the election without it knowing
+//!   about either.
 //!
 //! Expiry is judged by the wall clock against `renewTime`, as the Lease API intends; replicas
 //! whose clocks differ by more than the margin above could overlap.
@@ -206,6 +209,21 @@ impl Timing {
     }
 }
 
+/// Where a replica stands in the election, as it last saw the Lease.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Standing {
+    /// The Lease has not been read yet, or every attempt so far failed: nothing shows yet
+    /// that this replica could take over.
+    #[default]
+    Unknown,
+    /// Another replica holds the Lease; this one read it and waits to take over.
+    Following { holder: String },
+    /// This replica holds the Lease.
+    Leading,
+    /// This replica held the Lease and no longer does: lost, released or dropped.
+    Stopped,
+}
+
 /// What a replica may do with a Lease, judged from its spec alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -321,7 +339,7 @@ impl Attempt {
     }
 }
 
-/// One replica's handle on the Lease.
+/// One replica's handle on the Lease. Clones share one [`Standing`].
 #[derive(Clone)]
 pub struct LeaseLock {
     api: Api<Lease>,
@@ -329,6 +347,7 @@ pub struct LeaseLock {
     timing: Timing,
     /// `namespace/name`, for messages.
     lease: String,
+    standing: watch::Sender<Standing>,
 }
 
 impl LeaseLock {
@@ -339,7 +358,15 @@ impl LeaseLock {
             lease: format!("{}/{}", config.namespace, config.name),
             config,
             timing,
+            standing: watch::Sender::new(Standing::Unknown),
         })
+    }
+
+    /// Follows where this replica stands: [`Standing::Following`] once it has read a Lease held
+    /// by another replica, [`Standing::Leading`] once it holds it, [`Standing::Stopped`] once it
+    /// lost or released it.
+    pub fn standing(&self) -> watch::Receiver<Standing> {
+        self.standing.subscribe()
     }
 
     pub fn identity(&self) -> &str {
@@ -360,14 +387,20 @@ impl LeaseLock {
             let started = Instant::now();
             match self.try_acquire().await {
                 Ok(Attempt::Held { transitions }) => {
-                    info!(lease = %self.lease, identity = %self.config.identity, ?transitions, "acquired the lease");
+                    info!(lease = %self.lease, holder = %self.config.identity, ?transitions, "acquired the lease; leading");
+                    self.standing.send_replace(Standing::Leading);
                     return Ok(Leadership::start(self.clone(), started));
                 }
                 // Lost a race: the winner is visible at once, no need to wait.
                 Ok(Attempt::Raced) => continue,
                 Ok(Attempt::HeldBy(holder)) => {
                     if holder != last_holder {
-                        info!(lease = %self.lease, holder = holder.as_deref().unwrap_or(""), "the lease is held by another replica; waiting");
+                        info!(lease = %self.lease, holder = %holder.as_deref().unwrap_or(""), identity = %self.config.identity, "the lease is held by another replica; following");
+                        if let Some(holder) = &holder {
+                            self.standing.send_replace(Standing::Following {
+                                holder: holder.clone(),
+                            });
+                        }
                         last_holder = holder;
                     }
                 }
@@ -477,37 +510,46 @@ impl LeaseLock {
 
     /// Renews until it works or `deadline` passes. Returns when the successful attempt started
     /// (the renewTime written is no earlier), or why leadership is lost.
-    async fn renew_before(&self, deadline: Instant) -> Result<Instant, String> {
+    async fn renew_before(&self, deadline: Instant) -> Result<Instant, Lost> {
         loop {
             let started = Instant::now();
             match tokio::time::timeout_at(deadline, self.try_renew()).await {
-                Err(_) => return Err(self.deadline_message()),
+                Err(_) => return Err(self.deadline_passed()),
                 Ok(Ok(Attempt::Held { .. })) => return Ok(started),
                 Ok(Ok(Attempt::HeldBy(holder))) => {
-                    return Err(match holder {
+                    let reason = match &holder {
                         Some(holder) => format!("the lease {} is now held by {holder}", self.lease),
                         None => format!("the lease {} was released or deleted", self.lease),
-                    });
+                    };
+                    return Err(Lost { reason, holder });
                 }
                 Ok(Ok(Attempt::Raced)) => continue,
                 Ok(Err(error)) if error.is_retryable() => {
                     debug!(%error, "renewal failed; retrying");
                 }
-                Ok(Err(error)) => return Err(error.to_string()),
+                Ok(Err(error)) => {
+                    return Err(Lost {
+                        reason: error.to_string(),
+                        holder: None,
+                    });
+                }
             }
             let next = Instant::now() + jittered(self.timing.renew_retry());
             if next >= deadline {
-                return Err(self.deadline_message());
+                return Err(self.deadline_passed());
             }
             tokio::time::sleep_until(next).await;
         }
     }
 
-    fn deadline_message(&self) -> String {
-        format!(
-            "could not renew the lease {} within {:?}",
-            self.lease, self.timing.renew_deadline
-        )
+    fn deadline_passed(&self) -> Lost {
+        Lost {
+            reason: format!(
+                "could not renew the lease {} within {:?}",
+                self.lease, self.timing.renew_deadline
+            ),
+            holder: None,
+        }
     }
 
     /// Clears the holder if it is still us. A 409 means someone wrote in between: read again,
@@ -536,6 +578,12 @@ impl LeaseLock {
             }
         }
     }
+}
+
+/// Why a holder stopped leading, and who holds the Lease now when that is known.
+struct Lost {
+    reason: String,
+    holder: Option<String>,
 }
 
 /// Holding the Lease. Renews it in the background until released, dropped or lost. Dropping
@@ -584,6 +632,8 @@ impl Leadership {
         self.renewer.abort();
         // Wait for the renewer to be gone so that no renewal lands after the release.
         let _ = (&mut self.renewer).await;
+        // From here on this replica no longer counts as leader, whether or not clearing works.
+        self.lock.standing.send_replace(Standing::Stopped);
         let limit = self.lock.timing.renew_deadline;
         match tokio::time::timeout(limit, self.lock.clear()).await {
             Ok(result) => result?,
@@ -594,7 +644,7 @@ impl Leadership {
                 });
             }
         }
-        info!(lease = %self.lock.lease, "released the lease");
+        info!(lease = %self.lock.lease, identity = %self.lock.config.identity, "released the lease; handing over to the next replica that polls it");
         Ok(())
     }
 }
@@ -602,6 +652,15 @@ impl Leadership {
 impl Drop for Leadership {
     fn drop(&mut self) {
         self.renewer.abort();
+        // Nobody renews any more, so this replica must not go on counting itself leader (a
+        // released or lost leadership says so already).
+        self.lock.standing.send_if_modified(|standing| {
+            let leading = *standing == Standing::Leading;
+            if leading {
+                *standing = Standing::Stopped;
+            }
+            leading
+        });
     }
 }
 
@@ -615,8 +674,15 @@ async fn renew_loop(lock: LeaseLock, mut renewed: Instant, lost: watch::Sender<O
             .await
         {
             Ok(at) => renewed = at,
-            Err(reason) => {
-                warn!(lease = %lock.lease, %reason, "leadership lost");
+            Err(Lost { reason, holder }) => {
+                warn!(
+                    lease = %lock.lease,
+                    identity = %lock.config.identity,
+                    holder = %holder.as_deref().unwrap_or(""),
+                    %reason,
+                    "leadership lost"
+                );
+                lock.standing.send_replace(Standing::Stopped);
                 lost.send_replace(Some(reason));
                 return;
             }

@@ -58,18 +58,27 @@ async fn run(config: Config) -> Result<(), String> {
     let readiness = Readiness::default();
     let app = server::router(metrics.clone(), readiness.clone());
     let listen = config.listen;
+    let listener = server::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen} for /metrics, /healthz, /readyz: {e}"))?;
     tokio::spawn(async move {
-        if let Err(e) = server::serve(listen, app).await {
+        if let Err(e) = server::serve(listener, app).await {
             error!("metrics server on {listen} stopped: {e}");
         }
     });
 
-    // Follow before acting: /healthz serves meanwhile, /readyz turns ready only once the
-    // controller runs (after acquiring) and its watches have synced.
+    // Follow before acting. With leader election, /readyz turns ready once the Lease has been
+    // read, on followers too: a rollout must not wait for the old leader to let go, and a
+    // follower is ready to take over. Without it, once the controller's watches have synced.
     let leadership = match config.leader_election()? {
         None => None,
         Some(lease) => {
             let lock = LeaseLock::new(kube.clone(), lease).map_err(|e| e.to_string())?;
+            tokio::spawn(server::report_standing(
+                lock.standing(),
+                readiness.clone(),
+                metrics.clone(),
+            ));
             info!(
                 lease = lock.lease(),
                 identity = lock.identity(),
@@ -87,15 +96,21 @@ async fn run(config: Config) -> Result<(), String> {
         }
     };
 
-    let ctx = Arc::new(Context::new(kube, api, config.settings(), metrics));
+    let ctx = Arc::new(Context::new(kube, api, config.settings(), metrics.clone()));
     info!(api = %config.api_base_url, namespaces = ?namespaces.0, "starting controller");
     let Some(leadership) = leadership else {
-        controller::run(ctx, namespaces, readiness).await;
+        // The only replica: it reconciles, so it counts as leader (the gauge sums to 1 either
+        // way).
+        metrics.set_leader(true);
+        controller::run(ctx, namespaces, readiness.clone()).await;
+        metrics.set_leader(false);
+        readiness.set_not_ready();
         info!("controller stopped");
         return Ok(());
     };
     // Losing the Lease ends the process at once (dropping the controller mid-reconcile), so
-    // that two replicas never act together; the restarted Pod follows again.
+    // that two replicas never act together; the restarted Pod follows again. Readiness and the
+    // leader gauge fall with the Lease (report_standing), not with the watches.
     tokio::select! {
         () = controller::run(ctx, namespaces, readiness) => {
             info!("controller stopped; releasing the lease");

@@ -55,6 +55,7 @@ pub struct Metrics {
     duplicate_connections: Counter,
     phases: Family<PhaseLabels, Gauge>,
     time_to_ready: Histogram,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -80,6 +81,8 @@ impl Metrics {
         let phases = Family::<PhaseLabels, Gauge>::default();
         // From seconds (sandbox, instant approval) to days (a human approves at Support).
         let time_to_ready = Histogram::new(exponential_buckets(1.0, 4.0, 10));
+        // 0 from the start: a replica counts as leader only once it reconciles.
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -131,8 +134,15 @@ impl Metrics {
             "Time from a resource's creation to its connection first observed ACTIVE",
             time_to_ready.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica is the one that reconciles (it holds the leader election Lease, \
+             or runs without leader election), 0 while it follows or has stopped",
+            leader.clone(),
+        );
         Self {
             time_to_ready,
+            leader,
             registry,
             reconciles,
             reconcile_failures,
@@ -190,6 +200,11 @@ impl Metrics {
         }
     }
 
+    /// Whether this replica is the one that reconciles. Summed over replicas it should be 1.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
     pub fn became_ready(&self, since_creation: Duration) {
         self.time_to_ready.observe(since_creation.as_secs_f64());
     }
@@ -239,6 +254,24 @@ impl ReconcileTimer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_leader_gauge_starts_at_zero_and_follows_leadership() {
+        let metrics = Metrics::new();
+        let line = |metrics: &Metrics| {
+            metrics
+                .render()
+                .unwrap()
+                .lines()
+                .find(|l| l.starts_with("fastconnect_leader "))
+                .map(str::to_owned)
+        };
+        assert_eq!(line(&metrics).as_deref(), Some("fastconnect_leader 0"));
+        metrics.set_leader(true);
+        assert_eq!(line(&metrics).as_deref(), Some("fastconnect_leader 1"));
+        metrics.set_leader(false);
+        assert_eq!(line(&metrics).as_deref(), Some("fastconnect_leader 0"));
+    }
 
     #[test]
     fn renders_prefixed_counters_with_labels() {

@@ -428,11 +428,24 @@ fn leader_election_follows_the_replicas() {
         named[0]["resourceNames"],
         json!(["le-fastconnect-operator"])
     );
-    assert!(one_of_kind(&docs, "Deployment")["spec"]["strategy"].is_null());
+    // Followers are ready, so a rollout surges one ready pod before it stops an old one, and
+    // never has fewer ready replicas than asked for.
+    let rolling = json!({
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}
+    });
+    assert_eq!(
+        one_of_kind(&docs, "Deployment")["spec"]["strategy"],
+        rolling
+    );
 
-    // Forced on with one replica; forced off with two is refused.
+    // Forced on with one replica (rolls the same way); forced off with two is refused.
     let docs = documents(&template("le", "ops", &["leaderElection.enabled=true"]));
     assert_eq!(lease_roles(&docs).len(), 1);
+    assert_eq!(
+        one_of_kind(&docs, "Deployment")["spec"]["strategy"],
+        rolling
+    );
     let out = helm_fails(&[
         "template",
         &chart(),

@@ -1,5 +1,6 @@
 //! Leader election against the real control plane: two electors in one process on one Lease,
-//! then two operator processes where only the leader may order anything.
+//! then two operator processes where only the leader may order anything, both are ready, and
+//! `fastconnect_leader` says which one leads.
 
 mod support;
 
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fastconnect_operator::{
     crd::{FastConnectConnection, Phase},
-    leader::{LeaseConfig, LeaseLock},
+    leader::{LeaseConfig, LeaseLock, Standing},
 };
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -59,12 +60,23 @@ fn renew_time(lease: &Option<Lease>) -> Option<Timestamp> {
     Some(lease.as_ref()?.spec.as_ref()?.renew_time.as_ref()?.0)
 }
 
+fn standing(lock: &LeaseLock) -> Standing {
+    lock.standing().borrow().clone()
+}
+
+fn following(holder: &str) -> Standing {
+    Standing::Following {
+        holder: holder.to_owned(),
+    }
+}
+
 #[tokio::test]
 async fn one_holder_at_a_time_release_hands_over_at_once_a_crash_after_expiry() {
     let client = cluster::client().await;
     let ns = cluster::test_namespace(&client, "leader").await;
     let a = lock(&client, &ns, "a");
     let b = lock(&client, &ns, "b");
+    assert_eq!(standing(&a), Standing::Unknown, "nothing read yet");
 
     let first = tokio::time::timeout(WAIT, a.acquire())
         .await
@@ -78,6 +90,8 @@ async fn one_holder_at_a_time_release_hands_over_at_once_a_crash_after_expiry() 
     let waited = tokio::time::timeout(LEASE * 3, b.acquire()).await;
     assert!(waited.is_err(), "b acquired a lease that a renews");
     assert!(first.is_leading());
+    assert_eq!(standing(&a), Standing::Leading);
+    assert_eq!(standing(&b), following("a"));
     let renewed = lease(&client, &ns, "lock").await;
     assert_eq!(holder(&renewed).as_deref(), Some("a"));
     assert!(
@@ -89,6 +103,7 @@ async fn one_holder_at_a_time_release_hands_over_at_once_a_crash_after_expiry() 
     let released_at = Instant::now();
     first.release().await.expect("released");
     assert_eq!(holder(&lease(&client, &ns, "lock").await), None);
+    assert_eq!(standing(&a), Standing::Stopped);
     let second = tokio::time::timeout(WAIT, b.acquire())
         .await
         .expect("b acquires")
@@ -99,10 +114,16 @@ async fn one_holder_at_a_time_release_hands_over_at_once_a_crash_after_expiry() 
     let taken = lease(&client, &ns, "lock").await;
     assert_eq!(holder(&taken).as_deref(), Some("b"));
     assert_eq!(transitions(&taken), Some(1));
+    assert_eq!(standing(&b), Standing::Leading);
 
     // A crash (the renewer stops, nothing is released): a waits for the lease to expire.
     let crashed_at = Timestamp::now();
     drop(second);
+    assert_eq!(
+        standing(&b),
+        Standing::Stopped,
+        "nobody renews: b no longer leads"
+    );
     let third = tokio::time::timeout(WAIT, a.acquire())
         .await
         .expect("a acquires after expiry")
@@ -129,8 +150,10 @@ async fn one_holder_at_a_time_release_hands_over_at_once_a_crash_after_expiry() 
 async fn leadership_is_lost_when_another_replica_holds_the_lease() {
     let client = cluster::client().await;
     let ns = cluster::test_namespace(&client, "leader-lost").await;
-    let leadership = lock(&client, &ns, "a").acquire().await.expect("acquired");
+    let a = lock(&client, &ns, "a");
+    let leadership = a.acquire().await.expect("acquired");
     let lost = leadership.lost();
+    assert_eq!(standing(&a), Standing::Leading);
 
     // Someone else writes the Lease (as a replica that judged it expired would).
     let api = Api::<Lease>::namespaced(client.clone(), &ns);
@@ -144,6 +167,7 @@ async fn leadership_is_lost_when_another_replica_holds_the_lease() {
         .expect("the loss is noticed within the lease duration");
     assert!(reason.contains("intruder"), "{reason}");
     assert!(!leadership.is_leading());
+    assert_eq!(standing(&a), Standing::Stopped);
     // Releasing a lost lease leaves the new holder alone.
     leadership.release().await.expect("release is a no-op");
     assert_eq!(
@@ -260,16 +284,30 @@ async fn wait_status(operator: &Operator, path: &str, want: u16) {
     .await
 }
 
-/// Starts a, waits until it leads and is ready, then starts b and waits until b follows.
+/// The first log line with `message`, so that its fields can be checked ("" when none).
+fn log_line<'a>(logs: &'a str, message: &str) -> &'a str {
+    logs.lines()
+        .find(|l| l.contains(message))
+        .unwrap_or_default()
+}
+
+/// The `fastconnect_leader` gauge's line, as exposed.
+const LEADING: &str = "\nfastconnect_leader 1\n";
+const NOT_LEADING: &str = "\nfastconnect_leader 0\n";
+
+/// Starts a, waits until it leads and is ready, then starts b and waits until b follows and is
+/// ready too (so that a rollout can go on while a still holds the Lease).
 async fn leader_and_follower(env: &Env) -> (Operator, Operator) {
     let a = env.replica("a");
     env.wait_holder("a", WAIT).await;
     wait_status(&a, "/readyz", 200).await;
+    a.wait_metric(LEADING).await;
     let b = env.replica("b");
     cluster::wait_for("b to follow", WAIT, || async {
         b.logs().contains("held by another replica").then_some(())
     })
     .await;
+    wait_status(&b, "/readyz", 200).await;
     (a, b)
 }
 
@@ -278,16 +316,31 @@ async fn only_the_leader_acts_and_a_killed_leader_is_replaced_without_ordering_t
     let env = Env::start().await;
     let (mut a, b) = leader_and_follower(&env).await;
 
-    // The follower is alive but not ready, and acts on nothing.
+    // The follower is alive and ready, says it does not lead, and acts on nothing.
     wait_status(&b, "/healthz", 200).await;
-    assert_eq!(http_status(&b, "/readyz").await, Ok(503));
+    assert_eq!(http_status(&b, "/readyz").await, Ok(200));
+    let follower_metrics = b.metrics().await;
+    assert!(follower_metrics.contains(NOT_LEADING), "{follower_metrics}");
+    assert!(a.metrics().await.contains(LEADING));
     env.create("first").await;
     env.wait_active("first").await;
     assert!(a.logs().contains("ordering connection"));
     let follower = b.logs();
     assert!(follower.contains("waiting for leadership"), "{follower}");
+    let line = log_line(&follower, "held by another replica; following");
+    assert!(
+        line.contains(&format!("lease={}/{LEASE_NAME}", env.ns))
+            && line.contains("holder=a ")
+            && line.contains("identity=b"),
+        "the follower names the Lease and its holder: {follower}"
+    );
     assert!(!follower.contains("starting controller"), "{follower}");
     assert!(!follower.contains("ordering connection"), "{follower}");
+    assert_eq!(
+        http_status(&b, "/readyz").await,
+        Ok(200),
+        "still ready while following"
+    );
 
     // A crash: b takes over once the lease expires, and orders what was created meanwhile once.
     let killed = Instant::now();
@@ -302,6 +355,13 @@ async fn only_the_leader_acts_and_a_killed_leader_is_replaced_without_ordering_t
     );
     env.wait_active("across").await;
     wait_status(&b, "/readyz", 200).await;
+    b.wait_metric(LEADING).await;
+    let logs = b.logs();
+    let line = log_line(&logs, "acquired the lease; leading");
+    assert!(
+        line.contains(&format!("lease={}/{LEASE_NAME}", env.ns)) && line.contains("holder=b"),
+        "{logs}"
+    );
     assert_eq!(env.creates_of("first").await, 1);
     assert_eq!(env.creates_of("across").await, 1);
     let lease = lease(&env.client, &env.ns, LEASE_NAME).await;
@@ -322,9 +382,15 @@ async fn a_terminated_leader_releases_the_lease_and_the_follower_takes_over_at_o
         took < PROCESS_LEASE_DURATION,
         "b took {took:?}: the lease was not released"
     );
+    b.wait_metric(LEADING).await;
     let exit = a.wait_exit(WAIT).await;
     assert!(exit.success(), "a clean shutdown exits 0: {exit}");
-    assert!(a.logs().contains("released the lease"), "{}", a.logs());
+    let logs = a.logs();
+    let line = log_line(&logs, "released the lease");
+    assert!(
+        line.contains(&format!("lease={}/{LEASE_NAME}", env.ns)) && line.contains("identity=a"),
+        "{logs}"
+    );
 
     // The new leader acts.
     env.create("after").await;
@@ -350,6 +416,11 @@ async fn a_leader_that_loses_the_lease_exits_at_once_with_an_error() {
     assert!(!exit.success(), "losing the lease is an error exit: {exit}");
     let logs = a.logs();
     assert!(logs.contains("lost leadership"), "{logs}");
+    let line = log_line(&logs, "leadership lost");
+    assert!(
+        line.contains("holder=intruder") && line.contains("identity=a"),
+        "the loss names the new holder: {logs}"
+    );
     assert!(!logs.contains("released the lease"), "{logs}");
     assert_eq!(
         env.holder().await.as_deref(),
