@@ -1,15 +1,16 @@
 # Entry points. `make test` is the test command (also what CI runs, via .ci/run).
 SHELL := /usr/bin/env bash
 
-.PHONY: test testenv-up testenv-down testenv-status testenv-build testenv-logs demo demo-down image-check bench
+.PHONY: test testenv-up testenv-down testenv-status testenv-build testenv-logs demo demo-down image-check image bench
 
 ## Bring up a real control plane (building it if missing), run fmt, clippy and all cargo tests, tear down.
 test:
 	hack/test.sh
 
-## Start the test control plane (etcd, kube-apiserver, kube-controller-manager) on loopback.
+## Start the test control plane (etcd, kube-apiserver, kube-controller-manager) on loopback;
+## with NODE=1 also a node (kube-scheduler, kubelet, kube-proxy, containerd, CNI bridge).
 testenv-up:
-	hack/testenv.sh up
+	hack/testenv.sh up $(if $(filter 1 true yes,$(NODE)),--node)
 	@echo 'use it with: eval "$$(hack/testenv.sh env)"'
 
 ## Stop the test control plane and remove its data.
@@ -27,9 +28,10 @@ testenv-build:
 	hack/testenv.sh build
 
 ## The demo: control plane, sandbox, the Helm chart, the operator as the chart's ServiceAccount,
-## and the sample connection followed to Active (hack/demo.sh up).
+## and the sample connection followed to Active (hack/demo.sh up). With NODE=1, a node too, and
+## the operator runs as the chart's pod from the image built by hack/build-image.sh.
 demo:
-	hack/demo.sh up
+	hack/demo.sh up $(if $(filter 1 true yes,$(NODE)),--node)
 
 ## Stop the demo: operator, sandbox, the Helm release and the control plane.
 demo-down:
@@ -39,6 +41,11 @@ demo-down:
 ## static release build, and proof that the binary is static.
 image-check:
 	hack/check-image.sh
+
+## Build the operator's OCI image without a container engine
+## (hack/build-image.sh; an OCI archive for `ctr -n k8s.io images import`).
+image:
+	hack/build-image.sh
 
 ## Scale benchmark (on demand, not in CI): N resources at once, markdown table on stdout.
 bench:

@@ -7,11 +7,14 @@
 #         namespace `network`), run the operator out of cluster with the token of the chart's
 #         ServiceAccount (so it has exactly the chart's RBAC), apply the samples in `network`
 #         and follow the connection until it is Active. Running it again reuses what runs.
+#   up --node  (make demo NODE=1) the same with a node (hack/testenv.sh up --node): the image is
+#         built without a container engine (hack/build-image.sh) and imported into the node, and
+#         the operator runs as the chart's pod, talking to the sandbox on the node's address.
 #   down  stop the operator and the sandbox (by their recorded pids), uninstall the chart and
 #         stop the control plane (hack/testenv.sh down).
 #
-# The control plane has no kubelet and no scheduler: the chart's Deployment is created but its
-# pod never runs. The operator runs on this machine instead, as the chart's ServiceAccount.
+# Without a node the control plane has no kubelet: the chart's Deployment is created but its pod
+# never runs, and the operator runs on this machine instead, as the chart's ServiceAccount.
 #
 # State (pids, logs, the operator's kubeconfig): <testenv dir>/demo, i.e. .testenv/demo.
 set -euo pipefail
@@ -104,23 +107,37 @@ operator_ready() { curl -sf --max-time 2 "http://$(cat "$STATE/operator.listen")
 # ---- up ---------------------------------------------------------------------------------------
 
 cmd_up() {
-  local started=$SECONDS
+  local started=$SECONDS node=""
+  [ "${1:-}" = "--node" ] && node=1
   mkdir -p "$STATE"
 
   log "Building the operator and the sandbox (cargo build; quick when nothing changed)"
   (cd "$ROOT" && cargo build --bin fastconnect-operator --bin consoleconnect-sandbox)
 
-  log "Local control plane (etcd, kube-apiserver, kube-controller-manager): hack/testenv.sh up"
-  "$TESTENV" up
-  eval "$("$TESTENV" env)"
+  local listen_on=127.0.0.1 image_ref=""
+  if [ -n "$node" ]; then
+    log "Local control plane and a node (kubelet, containerd, kube-proxy): hack/testenv.sh up --node"
+    "$TESTENV" up --node
+    eval "$("$TESTENV" env)"
+    listen_on=$FCO_TESTENV_NODE_IP
+    log "The operator image, without a container engine (hack/build-image.sh), into the node"
+    local out
+    out="$("$ROOT/hack/build-image.sh")"
+    image_ref="$(sed -n 2p <<<"$out")"
+    "$TESTENV" import-image "$(sed -n 1p <<<"$out")" "$image_ref"
+  else
+    log "Local control plane (etcd, kube-apiserver, kube-controller-manager): hack/testenv.sh up"
+    "$TESTENV" up
+    eval "$("$TESTENV" env)"
+  fi
   command -v helm >/dev/null 2>&1 || die "helm is not on PATH (hack/testenv.sh builds it)"
 
   log "Console Connect sandbox"
   local fresh_sandbox=0
-  if alive sandbox && [ -n "$(sandbox_url)" ]; then
+  if alive sandbox && [ -n "$(sandbox_url)" ] && [[ "$(sandbox_url)" == "http://$listen_on:"* ]]; then
     note "already running (pid $(cat "$STATE/sandbox.pid"))"
   else
-    start_bg sandbox "$BIN_DIR/consoleconnect-sandbox" --listen 127.0.0.1:0
+    start_bg sandbox "$BIN_DIR/consoleconnect-sandbox" --listen "$listen_on:0"
     wait_until "the sandbox to listen" 30 sandbox sandbox_listening
     fresh_sandbox=1
   fi
@@ -130,31 +147,19 @@ cmd_up() {
 
   log "Helm: install the chart as release $RELEASE in $RELEASE_NS, watching namespace $NS"
   kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  local in_pod=()
+  [ -n "$node" ] && in_pod=(--set image.pullPolicy=Never --set "apiBaseUrl=$url/" --wait --timeout 3m)
   helm upgrade --install "$RELEASE" "$CHART" --namespace "$RELEASE_NS" --create-namespace \
-    --set "watchNamespaces={$NS}" >"$STATE/helm-notes.txt"
+    --set "watchNamespaces={$NS}" "${in_pod[@]}" >"$STATE/helm-notes.txt"
   kubectl get serviceaccount,deployment,service -n "$RELEASE_NS" -l "app.kubernetes.io/instance=$RELEASE"
   kubectl get role,rolebinding -n "$NS" -l "app.kubernetes.io/instance=$RELEASE"
-  note "(no kubelet here: the Deployment's pod will not run; the operator runs on this machine)"
-
-  log "Operator, out of cluster, as ServiceAccount $RELEASE_NS/$SA (kubectl create token)"
-  local server
-  server="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')"
-  # Reused only if it still talks to this control plane and runs the binary just built.
-  if alive operator && operator_ready && [ "$(cat "$STATE/operator.server" 2>/dev/null)" = "$server" ] &&
-    [ ! "$BIN_DIR/fastconnect-operator" -nt "$STATE/operator.pid" ]; then
-    note "already running (pid $(cat "$STATE/operator.pid"), metrics on $(cat "$STATE/operator.listen"))"
-  else
+  if [ -n "$node" ]; then
     stop_bg operator
-    write_operator_kubeconfig
-    local listen
-    listen="127.0.0.1:$(free_port)"
-    echo "$listen" >"$STATE/operator.listen"
-    echo "$server" >"$STATE/operator.server"
-    KUBECONFIG="$STATE/operator.kubeconfig" FCO_API_BASE_URL="$url" FCO_NAMESPACES="$NS" \
-      FCO_LISTEN="$listen" FCO_POLL_PROGRESS=1s RUST_LOG="${RUST_LOG:-info}" \
-      start_bg operator "$BIN_DIR/fastconnect-operator"
-    wait_until "the operator to be ready" 60 operator operator_ready
-    note "running (pid $(cat "$STATE/operator.pid")), log $STATE/operator.log"
+    kubectl get pods -n "$RELEASE_NS" -l "app.kubernetes.io/instance=$RELEASE" -o wide
+    note "the operator runs as the chart's pod, image $image_ref"
+  else
+    note "(no kubelet here: the Deployment's pod will not run; the operator runs on this machine)"
+    run_operator_here "$url"
   fi
 
   if [ "$fresh_sandbox" -eq 1 ] && kubectl get fcc hk-oracle -n "$NS" >/dev/null 2>&1; then
@@ -178,12 +183,20 @@ cmd_up() {
   kubectl get fcc -n "$NS"
   if [ "$rc" -ne 0 ]; then
     kubectl describe fcc hk-oracle -n "$NS" >&2 || true
-    tail -n 30 "$STATE/operator.log" >&2 || true
-    die "hk-oracle did not become Ready (operator log: $STATE/operator.log)"
+    if [ -n "$node" ]; then
+      kubectl logs -n "$RELEASE_NS" "deployment/$RELEASE" --tail=30 >&2 || true
+    else
+      tail -n 30 "$STATE/operator.log" >&2 || true
+    fi
+    die "hk-oracle did not become Ready"
   fi
 
   local metrics
-  metrics="$(cat "$STATE/operator.listen")"
+  if [ -n "$node" ]; then
+    metrics="$(kubectl get service "$RELEASE" -n "$RELEASE_NS" -o jsonpath='{.spec.clusterIP}'):8080"
+  else
+    metrics="$(cat "$STATE/operator.listen")"
+  fi
   log "hk-oracle is Active ($((SECONDS - started))s). Explore:"
   explore "eval \"\$(hack/testenv.sh env)\"" "kubectl and helm for this control plane"
   explore "kubectl describe fcc hk-oracle -n $NS" "status, conditions, events"
@@ -194,9 +207,39 @@ cmd_up() {
   explore "curl -s $url/_sandbox/connections" "what Console Connect (the sandbox) has"
   explore "curl -s $url/_sandbox/stats" "the requests the operator made"
   explore "helm status $RELEASE -n $RELEASE_NS" "the release and its notes"
-  note "logs: $STATE/operator.log, $STATE/sandbox.log"
+  if [ -n "$node" ]; then
+    explore "kubectl logs -n $RELEASE_NS deployment/$RELEASE" "the operator's log (its pod)"
+    note "logs: $STATE/sandbox.log"
+  else
+    note "logs: $STATE/operator.log, $STATE/sandbox.log"
+  fi
   note ""
   note "Stop everything: make demo-down"
+}
+
+run_operator_here() { # sandbox-url
+  local url=$1
+  log "Operator, out of cluster, as ServiceAccount $RELEASE_NS/$SA (kubectl create token)"
+  local server
+  server="$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')"
+  # Reused only if it still talks to this control plane and runs the binary just built.
+  if alive operator && operator_ready && [ "$(cat "$STATE/operator.server" 2>/dev/null)" = "$server" ] &&
+    [ ! "$BIN_DIR/fastconnect-operator" -nt "$STATE/operator.pid" ]; then
+    note "already running (pid $(cat "$STATE/operator.pid"), metrics on $(cat "$STATE/operator.listen"))"
+  else
+    stop_bg operator
+    write_operator_kubeconfig
+    local listen
+    listen="127.0.0.1:$(free_port)"
+    echo "$listen" >"$STATE/operator.listen"
+    echo "$server" >"$STATE/operator.server"
+    KUBECONFIG="$STATE/operator.kubeconfig" FCO_API_BASE_URL="$url" FCO_NAMESPACES="$NS" \
+      FCO_LISTEN="$listen" FCO_POLL_PROGRESS=1s RUST_LOG="${RUST_LOG:-info}" \
+      start_bg operator "$BIN_DIR/fastconnect-operator"
+    wait_until "the operator to be ready" 60 operator operator_ready
+    note "running (pid $(cat "$STATE/operator.pid")), log $STATE/operator.log"
+  fi
+
 }
 
 explore() { # command comment
@@ -253,10 +296,10 @@ cmd_down() {
 }
 
 case "${1:-}" in
-  up) cmd_up ;;
+  up) cmd_up "${2:-}" ;;
   down) cmd_down ;;
   *)
-    echo "usage: $0 up|down" >&2
+    echo "usage: $0 up [--node]|down" >&2
     exit 2
     ;;
 esac

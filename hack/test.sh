@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# THE test command (`make test` calls it): brings up a real control plane (building what is
-# missing), then runs rustfmt, clippy and every cargo test against it, and brings it down again.
+# THE test command (`make test` calls it): brings up a real control plane and a node (building
+# what is missing), builds the operator's image and imports it into the node, then runs rustfmt,
+# clippy and every cargo test against it, and brings it down again.
 # If the control plane was already up before (hack/testenv.sh up), it is left running, except in CI.
 set -euo pipefail
 
@@ -44,11 +45,20 @@ trap cleanup EXIT
 
 ensure_rust_components
 
-echo "=== control plane up"
-"$TESTENV" up
+echo "=== control plane and node up"
+"$TESTENV" up --node
 eval "$("$TESTENV" env)"
 "$TESTENV" status
 kubectl version
+
+# The operator's image for the chart's pods (tests/pods.rs), as the chart names it by default:
+# the release build it needs is the one hack/check-image.sh checks below, so that one is quick.
+echo "=== hack/build-image.sh, imported into the node"
+image_out="$(hack/build-image.sh)"
+image_archive="$(sed -n 1p <<<"$image_out")"
+image_ref="$(sed -n 2p <<<"$image_out")"
+"$TESTENV" import-image "$image_archive" "$image_ref"
+export FCO_TEST_IMAGE="$image_ref"
 
 echo "=== cargo fmt --all -- --check"
 cargo fmt --all -- --check

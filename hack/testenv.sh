@@ -3,8 +3,12 @@
 # etcd + kube-apiserver (+ kube-controller-manager), built from the Go module proxy by
 # hack/testenv/build.sh into a cache outside the repository.
 #
-# Usage: hack/testenv.sh up|down|env|status|logs|build
+# Usage: hack/testenv.sh up [--node]|down|env|status|logs|build|import-image FILE REF
 #   up      build what is missing, start the control plane (harmless when it already runs)
+#   up --node   the same plus a worker node that runs pods: kube-scheduler, kubelet, kube-proxy,
+#           containerd and a CNI bridge (hack/testenv/node.sh; root, Linux). FCO_TESTENV_NODE=1
+#           does the same.
+#   import-image FILE REF   import an OCI archive into the node's containerd as REF
 #   down    stop exactly the processes `up` started and remove their data (logs are kept)
 #   env     print `export ...` lines to eval: KUBECONFIG, PATH (our kubectl/helm), FCO_TESTENV_LOGS
 #   status  what runs: pids, ports, versions
@@ -27,6 +31,8 @@ KUBECONFIG_FILE="$STATE/kubeconfig"
 KCM_CONTROLLERS="${FCO_KCM_CONTROLLERS:-serviceaccount,serviceaccount-token,garbagecollector,namespace}"
 # Stop order (reverse of start order).
 COMPONENTS="kube-controller-manager kube-apiserver etcd"
+# shellcheck source=hack/testenv/node.sh
+. "$ROOT/hack/testenv/node.sh"
 
 log() { printf '[testenv] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -80,7 +86,7 @@ apiserver_ready() {
   load_state
   [ -n "${APISERVER_PORT:-}" ] || return 1
   curl -sf --max-time 5 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(admin_token)" \
-    "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1
+    "https://${APISERVER_HOST:-127.0.0.1}:$APISERVER_PORT/readyz" >/dev/null 2>&1
 }
 
 running() {
@@ -123,11 +129,11 @@ gen_pki() {
     >/dev/null 2>&1
   openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
     -keyout "$o/apiserver.key" -out "$o/apiserver.csr" >/dev/null 2>&1
-  cat >"$o/apiserver.ext" <<'EOF'
+  cat >"$o/apiserver.ext" <<EOF
 basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName=IP:127.0.0.1,IP:10.0.0.1,IP:$NODE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 EOF
   openssl x509 -req -in "$o/apiserver.csr" -CA "$o/ca.crt" -CAkey "$o/ca.key" -CAcreateserial \
     -days 3650 -extfile "$o/apiserver.ext" -out "$o/apiserver.crt" >/dev/null 2>&1
@@ -140,7 +146,7 @@ EOF
   chmod 600 "$o"/*.key "$o/admin.token" "$o/tokens.csv"
 }
 
-write_kubeconfig() { # file port
+write_kubeconfig() { # file port host
   local tmp="$1.tmp"
   cat >"$tmp" <<EOF
 apiVersion: v1
@@ -148,7 +154,7 @@ kind: Config
 clusters:
 - name: fastconnect-testenv
   cluster:
-    server: https://127.0.0.1:$2
+    server: https://$3:$2
     certificate-authority-data: $(base64 -w0 <"$PKI/ca.crt")
 users:
 - name: admin
@@ -211,9 +217,16 @@ etcd_healthy() { curl -sf --max-time 3 "http://127.0.0.1:$ETCD_PORT/health" 2>/d
 kcm_healthy() { curl -sfk --max-time 3 "https://127.0.0.1:$KCM_PORT/healthz" >/dev/null 2>&1; }
 
 cmd_up() {
+  local node="${FCO_TESTENV_NODE:-}"
+  [ "${1:-}" = "--node" ] && node=1
+  [ "$node" = 0 ] && node=""
   ensure_tools
   local bindir helmdir="" k8s_version
-  bindir="$("$BUILD" bindir)"
+  if [ -n "$node" ]; then
+    bindir="$("$BUILD" node-bindir)"
+  else
+    bindir="$("$BUILD" bindir)"
+  fi
   k8s_version="$(basename "$(dirname "$bindir")")"
   k8s_version="${k8s_version#k8s-}"
   if ! helmdir="$("$BUILD" helm-bindir)"; then
@@ -222,7 +235,10 @@ cmd_up() {
   fi
 
   if running; then
-    log "already running (kube-apiserver pid $(pid_of kube-apiserver), port $APISERVER_PORT)"
+    if [ -n "$node" ] && [ -z "${NODE_NAME:-}" ]; then
+      die "the control plane runs without a node; run '$0 down' first, then '$0 up --node'"
+    fi
+    log "already running (kube-apiserver pid $(pid_of kube-apiserver), port $APISERVER_PORT${NODE_NAME:+, node $NODE_NAME})"
     return 0
   fi
   # Anything left from a run that died half-way goes first.
@@ -235,11 +251,22 @@ cmd_up() {
   rm -rf "${DATA:?}/"* "${PKI:?}"
   gen_pki
 
+  local apiserver_host=127.0.0.1 node_flags=() kcm_controllers=$KCM_CONTROLLERS
+  if [ -n "$node" ]; then
+    node_prepare
+    apiserver_host=$NODE_IP
+    mapfile -t node_flags < <(node_apiserver_flags)
+    # Pods need Deployments, ReplicaSets, EndpointSlices (for Services) and the root CA ConfigMap
+    # that every service-account token volume mounts; nodelifecycle lifts the not-ready taint.
+    kcm_controllers="$kcm_controllers,deployment,replicaset,endpointslice,root-ca-cert-publisher,podgc,nodelifecycle"
+  fi
+
   USED_PORTS=""
   ETCD_PORT="$(free_port)"
   local etcd_peer_port
   etcd_peer_port="$(free_port)"
   APISERVER_PORT="$(free_port)"
+  APISERVER_HOST=$apiserver_host
   KCM_PORT="$(free_port)"
   local etcd_version
   etcd_version="$(cat "$(dirname "$bindir")/etcd.version" 2>/dev/null || echo unknown)"
@@ -250,6 +277,7 @@ BIN_DIR=$bindir
 HELM_BIN_DIR=$helmdir
 ETCD_PORT=$ETCD_PORT
 APISERVER_PORT=$APISERVER_PORT
+APISERVER_HOST=$APISERVER_HOST
 KCM_PORT=$KCM_PORT
 EOF
 
@@ -273,18 +301,19 @@ EOF
     # Without the controller manager nobody creates the `default` service accounts.
     sa_admission=(--disable-admission-plugins=ServiceAccount)
   fi
-  log "starting kube-apiserver $k8s_version on https://127.0.0.1:$APISERVER_PORT"
+  log "starting kube-apiserver $k8s_version on https://$APISERVER_HOST:$APISERVER_PORT"
   start kube-apiserver "$bindir/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 \
     --advertise-address=127.0.0.1 \
+    "${node_flags[@]}" \
     --secure-port="$APISERVER_PORT" \
     --cert-dir="$PKI" \
     --tls-cert-file="$PKI/apiserver.crt" \
     --tls-private-key-file="$PKI/apiserver.key" \
     --token-auth-file="$PKI/tokens.csv" \
     --client-ca-file="$PKI/ca.crt" \
-    --authorization-mode=RBAC \
+    --authorization-mode=Node,RBAC \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$PKI/sa.pub" \
     --service-account-signing-key-file="$PKI/sa.key" \
@@ -295,10 +324,10 @@ EOF
     { cmd_down; die "kube-apiserver did not start"; }
   wait_until "kube-apiserver /readyz" 180 kube-apiserver apiserver_ready ||
     { cmd_down; die "kube-apiserver did not become ready"; }
-  write_kubeconfig "$KUBECONFIG_FILE" "$APISERVER_PORT"
+  write_kubeconfig "$KUBECONFIG_FILE" "$APISERVER_PORT" "$APISERVER_HOST"
 
   if [ -x "$bindir/kube-controller-manager" ]; then
-    log "starting kube-controller-manager (controllers: $KCM_CONTROLLERS)"
+    log "starting kube-controller-manager (controllers: $kcm_controllers)"
     mkdir -p "$PKI/kcm"
     start kube-controller-manager "$bindir/kube-controller-manager" \
       --kubeconfig="$KUBECONFIG_FILE" \
@@ -309,7 +338,7 @@ EOF
       --secure-port="$KCM_PORT" \
       --cert-dir="$PKI/kcm" \
       --leader-elect=false \
-      --controllers="$KCM_CONTROLLERS" \
+      --controllers="$kcm_controllers" \
       --use-service-account-credentials=false \
       --service-account-private-key-file="$PKI/sa.key" \
       --root-ca-file="$PKI/ca.crt" \
@@ -319,6 +348,9 @@ EOF
       { cmd_down; die "kube-controller-manager did not become healthy"; }
   else
     log "no kube-controller-manager built: no garbage collection, namespaces stay Terminating"
+  fi
+  if [ -n "$node" ]; then
+    node_start "$APISERVER_PORT" || { cmd_down; die "the node did not start; see $LOGS"; }
   fi
   log "control plane is up; use it with: eval \"\$($0 env)\""
 }
@@ -350,9 +382,13 @@ stop_component() { # component
 
 cmd_down() {
   local c
+  if [ -f "$STATE/.node-bridge" ] || [ -d "$NODE" ]; then
+    node_stop
+  fi
   for c in $COMPONENTS; do
     stop_component "$c"
   done
+  node_remove_network
   rm -rf "${RUN:?}" "${DATA:?}" "${PKI:?}" "$KUBECONFIG_FILE"
   # Logs stay for a post-mortem; the next `up` truncates them.
 }
@@ -370,6 +406,14 @@ cmd_env() {
   printf 'export PATH=%q:"$PATH"\n' "$path"
   printf 'export FCO_TESTENV_LOGS=%q\n' "$LOGS"
   printf 'export FCO_K8S_VERSION=%q\n' "${K8S_VERSION:-}"
+  # Tests that need pods run only where a node is up; they reach it (and pods reach the test's
+  # sandbox) at this address.
+  if [ -n "${NODE_IP:-}" ]; then
+    printf 'export FCO_TESTENV_NODE_IP=%q\n' "$NODE_IP"
+    printf 'export FCO_TESTENV_CONTAINERD=%q\n' "$NODE_SOCK"
+  else
+    printf 'unset FCO_TESTENV_NODE_IP FCO_TESTENV_CONTAINERD\n'
+  fi
 }
 
 cmd_status() {
@@ -382,11 +426,16 @@ cmd_status() {
   echo "kubeconfig:  $KUBECONFIG_FILE"
   echo "binaries:    ${BIN_DIR:-?} (helm: ${HELM_BIN_DIR:-none})"
   local c port rc=0
-  for c in etcd kube-apiserver kube-controller-manager; do
+  local shown="etcd kube-apiserver kube-controller-manager"
+  [ -n "${NODE_NAME:-}" ] && shown="$shown kube-scheduler containerd kubelet kube-proxy"
+  for c in $shown; do
     case "$c" in
       etcd) port="${ETCD_PORT:-}" ;;
       kube-apiserver) port="${APISERVER_PORT:-}" ;;
       kube-controller-manager) port="${KCM_PORT:-}" ;;
+      kube-scheduler) port="${SCHEDULER_PORT:-}" ;;
+      kubelet) port="${KUBELET_HEALTHZ_PORT:-} (healthz)" ;;
+      *) port="-" ;;
     esac
     if owned_alive "$c"; then
       printf '%-24s running  pid %-8s port %s\n' "$c" "$(pid_of "$c")" "$port"
@@ -401,7 +450,7 @@ cmd_status() {
   if apiserver_ready; then
     local v
     v="$(curl -sf --max-time 5 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(admin_token)" \
-      "https://127.0.0.1:$APISERVER_PORT/version" | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p')"
+      "https://${APISERVER_HOST:-127.0.0.1}:$APISERVER_PORT/version" | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p')"
     echo "kube-apiserver: ready, /version gitVersion $v"
   else
     echo "kube-apiserver: NOT ready"
@@ -413,7 +462,8 @@ cmd_status() {
 
 cmd_logs() {
   local n="${FCO_LOG_LINES:-60}" f
-  for f in "$LOGS"/etcd.log "$LOGS"/kube-apiserver.log "$LOGS"/kube-controller-manager.log; do
+  for f in "$LOGS"/etcd.log "$LOGS"/kube-apiserver.log "$LOGS"/kube-controller-manager.log \
+    "$LOGS"/kube-scheduler.log "$LOGS"/containerd.log "$LOGS"/kubelet.log "$LOGS"/kube-proxy.log; do
     [ -f "$f" ] || continue
     echo "===== last $n lines of $f ====="
     tail -n "$n" "$f"
@@ -429,14 +479,21 @@ lock_state() {
 }
 
 case "${1:-}" in
-  up) lock_state; cmd_up ;;
+  up) lock_state; cmd_up "${2:-}" ;;
   down) lock_state; cmd_down ;;
   env) cmd_env ;;
   status) cmd_status ;;
   logs) cmd_logs ;;
   build) "$BUILD" all ;;
+  import-image)
+    [ $# -eq 3 ] || die "usage: $0 import-image FILE REF"
+    load_state
+    { [ -n "${NODE_NAME:-}" ] && owned_alive containerd; } || die "no node is up; run: $0 up --node"
+    node_import_image "$2" "$3"
+    log "imported $2 as $3"
+    ;;
   *)
-    echo "usage: $0 up|down|env|status|logs|build" >&2
+    echo "usage: $0 up [--node]|down|env|status|logs|build|import-image FILE REF" >&2
     exit 2
     ;;
 esac

@@ -7,13 +7,7 @@
 
 mod support;
 
-use std::{
-    collections::BTreeSet,
-    io::Write,
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{collections::BTreeSet, io::Write, path::Path, time::Duration};
 
 use fastconnect_operator::crd::{CRD_PATH, FastConnectConnection, Phase, crd_yaml};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -21,11 +15,10 @@ use k8s_openapi::api::{
     apps::v1::Deployment,
     authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
     coordination::v1::Lease,
-    core::v1::{Event as CoreEvent, Secret, Service, ServiceAccount},
-    rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
+    core::v1::{Event as CoreEvent, Service, ServiceAccount},
 };
 use kube::{
-    Api, Client, Resource,
+    Api, Client,
     api::{ListParams, ObjectMeta, PostParams},
     config::Kubeconfig,
 };
@@ -33,86 +26,14 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use support::{
     cluster,
+    helm::{CHART, Output, Release, chart, helm_fails, helm_ok, repo_path, run},
     operator::Operator,
     sandbox::{self, Sandbox},
 };
 
-const CHART: &str = "deploy/helm/fastconnect-operator";
 const WAIT: Duration = Duration::from_secs(90);
 
-fn repo_path(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn chart() -> String {
-    repo_path(CHART).display().to_string()
-}
-
 // ---- helm and kubectl ----------------------------------------------------------------------
-
-struct Output {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if cluster::testenv_available() {
-        command.env("KUBECONFIG", cluster::kubeconfig_path());
-    }
-    let mut child = command.spawn().unwrap_or_else(|e| {
-        panic!(
-            "cannot run {program}: {e}; put it on PATH with `eval \"$(hack/testenv.sh env)\"` \
-             (make test does)"
-        )
-    });
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    let out = child.wait_with_output().expect("wait for the command");
-    Output {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Runs `helm args...`; panics unless it succeeds; returns stdout.
-fn helm_ok(args: &[&str]) -> String {
-    let out = run("helm", args, None);
-    assert!(
-        out.ok,
-        "helm {args:?} failed:\nstdout: {}\nstderr: {}",
-        out.stdout, out.stderr
-    );
-    out.stdout
-}
-
-/// Runs `helm args...`; panics if it succeeds; returns stdout and stderr together.
-fn helm_fails(args: &[&str]) -> String {
-    let out = run("helm", args, None);
-    assert!(
-        !out.ok,
-        "helm {args:?} should have failed; it printed:\n{}",
-        out.stdout
-    );
-    format!("{}{}", out.stdout, out.stderr)
-}
 
 /// `helm template` of the chart as release `release` in `namespace`, with `--set` values.
 fn template(release: &str, namespace: &str, sets: &[&str]) -> String {
@@ -770,121 +691,6 @@ async fn rendered_chart_is_accepted_by_the_api_server() {
         "{}",
         out.stderr
     );
-}
-
-/// A Helm release of the chart in the test control plane, uninstalled on drop if the test did not.
-struct Release {
-    name: String,
-    namespace: String,
-    installed: bool,
-}
-
-impl Release {
-    fn install(namespace: &str, sets: &[&str]) -> (Release, String) {
-        let name = cluster::unique_name("fco");
-        let chart = chart();
-        let mut args = vec![
-            "install",
-            name.as_str(),
-            chart.as_str(),
-            "--namespace",
-            namespace,
-        ];
-        for set in sets {
-            args.extend(["--set", set]);
-        }
-        let notes = helm_ok(&args);
-        (
-            Release {
-                name,
-                namespace: namespace.to_owned(),
-                installed: true,
-            },
-            notes,
-        )
-    }
-
-    /// The full name of the release's objects (release name + chart name).
-    fn fullname(&self) -> String {
-        format!("{}-fastconnect-operator", self.name)
-    }
-
-    fn selector(&self) -> String {
-        format!(
-            "app.kubernetes.io/instance={},app.kubernetes.io/name=fastconnect-operator",
-            self.name
-        )
-    }
-
-    fn uninstall(&mut self) {
-        helm_ok(&["uninstall", &self.name, "--namespace", &self.namespace]);
-        self.installed = false;
-    }
-
-    /// Polls until no object with the release's labels is left anywhere, nor Helm's record.
-    async fn assert_nothing_left(&self, client: &Client) {
-        let labels = ListParams::default().labels(&self.selector());
-        let helm_record = ListParams::default().labels(&format!("owner=helm,name={}", self.name));
-        cluster::wait_for_ok("helm uninstall to remove every object", WAIT, || async {
-            let mut left = Vec::new();
-            left.extend(names::<ClusterRole>(Api::all(client.clone()), &labels).await);
-            left.extend(names::<ClusterRoleBinding>(Api::all(client.clone()), &labels).await);
-            left.extend(names::<Role>(Api::all(client.clone()), &labels).await);
-            left.extend(names::<RoleBinding>(Api::all(client.clone()), &labels).await);
-            left.extend(
-                names::<ServiceAccount>(Api::namespaced(client.clone(), &self.namespace), &labels)
-                    .await,
-            );
-            left.extend(
-                names::<Deployment>(Api::namespaced(client.clone(), &self.namespace), &labels)
-                    .await,
-            );
-            left.extend(
-                names::<Service>(Api::namespaced(client.clone(), &self.namespace), &labels).await,
-            );
-            left.extend(
-                names::<Secret>(
-                    Api::namespaced(client.clone(), &self.namespace),
-                    &helm_record,
-                )
-                .await,
-            );
-            if left.is_empty() { Ok(()) } else { Err(left) }
-        })
-        .await;
-    }
-}
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        if self.installed {
-            // Best effort after a failed test: no ClusterRole outlives it.
-            let _ = run(
-                "helm",
-                &["uninstall", &self.name, "--namespace", &self.namespace],
-                None,
-            );
-        }
-    }
-}
-
-async fn names<K>(api: Api<K>, params: &ListParams) -> Vec<String>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    api.list(params)
-        .await
-        .expect("list")
-        .items
-        .iter()
-        .map(|o| {
-            format!(
-                "{}/{}",
-                K::kind(&()),
-                o.meta().name.clone().unwrap_or_default()
-            )
-        })
-        .collect()
 }
 
 /// A token of `service_account` from the TokenRequest API.

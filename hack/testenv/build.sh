@@ -3,6 +3,7 @@
 #
 #   ${FCO_CACHE_DIR:-$HOME/.cache/fastconnect-operator}/testenv/
 #     k8s-vX.Y.Z/bin/{kube-apiserver,kube-controller-manager,kubectl,etcd}
+#     k8s-vX.Y.Z/bin/{kube-scheduler,kubelet,kube-proxy}   only for a node (`node`, `node-bindir`)
 #     k8s-vX.Y.Z/module/        generated Go module (go.mod/go.sum) for k8s.io/kubernetes
 #     k8s-vX.Y.Z/etcd-module/   generated Go module for go.etcd.io/etcd/server/v3
 #     k8s-vX.Y.Z/build.log
@@ -11,9 +12,11 @@
 # Nothing is built that is already there. No Go code of our own is involved: the generated modules
 # only require the upstream modules and name their main packages as `tool` directives.
 #
-# Usage: hack/testenv/build.sh [all|k8s|helm|bindir|helm-bindir|k8s-version]
+# Usage: hack/testenv/build.sh [all|k8s|helm|node|bindir|node-bindir|helm-bindir|k8s-version]
 #   all (default)  build whatever is missing, print nothing but progress on stderr
+#   node           also build kube-scheduler, kubelet and kube-proxy, from the same release
 #   bindir         build if missing, then print the Kubernetes bin dir
+#   node-bindir    like bindir, with the node's binaries built too
 #   helm-bindir    build if missing, then print the helm bin dir
 #   k8s-version    print the Kubernetes release in use (building it if needed)
 set -euo pipefail
@@ -223,6 +226,23 @@ build_k8s_version() { # version
   log "Kubernetes $v built in $((SECONDS - start))s"
 }
 
+# kube-scheduler, kubelet and kube-proxy from the same module (and so the same release) as kube-apiserver. They
+# need packages the control plane does not (cadvisor, runc's libcontainer); -mod=mod lets the
+# build add their sums to the generated module.
+build_node_binaries() { # version
+  local v=$1 dir="$CACHE_ROOT/k8s-$1" ldflags pkg name
+  ldflags="$(version_ldflags "$v")"
+  for pkg in cmd/kube-scheduler cmd/kubelet cmd/kube-proxy; do
+    name="$(basename "$pkg")"
+    [ -x "$dir/bin/$name" ] && continue
+    log "go build k8s.io/kubernetes/$pkg (log: $dir/build.log)"
+    (cd "$dir/module" && run_logged "$dir/build.log" go build -p "$BUILD_P" -trimpath \
+      -ldflags "$ldflags" -o "$dir/bin/$name.tmp" "k8s.io/kubernetes/$pkg") ||
+      { rm -f "$dir/bin/$name.tmp"; die "$name did not build"; }
+    mv -f "$dir/bin/$name.tmp" "$dir/bin/$name"
+  done
+}
+
 # Pick the first release of K8S_CANDIDATES that is built or builds; print it.
 select_k8s() {
   local v
@@ -269,17 +289,19 @@ with_lock() {
 }
 
 main() {
-  local cmd="${1:-all}"
+  local cmd="${1:-all}" v
   with_lock
   ensure_go
   case "$cmd" in
     all) select_k8s >/dev/null; build_helm ;;
     k8s) select_k8s >/dev/null ;;
+    node) build_node_binaries "$(select_k8s)" ;;
+    node-bindir) v="$(select_k8s)"; build_node_binaries "$v"; echo "$CACHE_ROOT/k8s-$v/bin" ;;
     helm) build_helm ;;
     k8s-version) select_k8s ;;
     bindir) echo "$CACHE_ROOT/k8s-$(select_k8s)/bin" ;;
     helm-bindir) build_helm; echo "$CACHE_ROOT/helm-$HELM_VERSION/bin" ;;
-    *) die "usage: $0 [all|k8s|helm|bindir|helm-bindir|k8s-version]" ;;
+    *) die "usage: $0 [all|k8s|helm|node|bindir|node-bindir|helm-bindir|k8s-version]" ;;
   esac
 }
 

@@ -4,5 +4,6 @@
 pub mod cluster;
 pub mod env;
 pub mod fixtures;
+pub mod helm;
 pub mod operator;
 pub mod sandbox;

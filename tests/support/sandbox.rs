@@ -199,7 +199,12 @@ impl Sandbox {
     /// Starts the sandbox with the built-in fixture and extra command-line `args`
     /// (e.g. [`INSTANT`], `["--manual-approval"]`).
     pub fn start(args: &[&str]) -> Sandbox {
-        Sandbox::spawn(args, None)
+        Sandbox::spawn("127.0.0.1:0", args, None)
+    }
+
+    /// Like [`Sandbox::start`], listening on `address` (e.g. the test node's, for pods).
+    pub fn start_on(address: &str, args: &[&str]) -> Sandbox {
+        Sandbox::spawn(address, args, None)
     }
 
     /// Starts the sandbox with a YAML fixture (see deploy/sandbox/sandbox.yaml for the format).
@@ -211,12 +216,12 @@ impl Sandbox {
         let mut file = tempfile::NamedTempFile::new().expect("create a temporary fixture file");
         file.write_all(yaml.as_bytes()).expect("write the fixture");
         file.flush().expect("flush the fixture");
-        Sandbox::spawn(args, Some(file))
+        Sandbox::spawn("127.0.0.1:0", args, Some(file))
     }
 
-    fn spawn(args: &[&str], config: Option<tempfile::NamedTempFile>) -> Sandbox {
+    fn spawn(listen: &str, args: &[&str], config: Option<tempfile::NamedTempFile>) -> Sandbox {
         let mut command = Command::new(env!("CARGO_BIN_EXE_consoleconnect-sandbox"));
-        command.args(["--listen", "127.0.0.1:0"]);
+        command.args(["--listen", listen]);
         if let Some(file) = &config {
             command.arg("--config").arg(file.path());
         }
