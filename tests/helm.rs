@@ -912,8 +912,12 @@ async fn namespaced_install_is_enough_for_the_operator_and_uninstalls_cleanly() 
     let release_ns = cluster::test_namespace(&client, "helm-ns-rel").await;
     let ns = cluster::test_namespace(&client, "helm-ns-watch").await;
     let other_ns = cluster::test_namespace(&client, "helm-ns-other").await;
-    let (mut release, notes) =
-        Release::install(&release_ns, &[&format!("watchNamespaces={{{ns}}}")]);
+    // No pods: the test node would run the chart's image beside the operator this test runs
+    // out of cluster (tests/pods.rs runs the pods).
+    let (mut release, notes) = Release::install(
+        &release_ns,
+        &[&format!("watchNamespaces={{{ns}}}"), "replicas=0"],
+    );
     for step in [
         "create secret generic consoleconnect",
         "apply -f",
@@ -999,7 +1003,9 @@ async fn cluster_wide_install_with_leader_election_is_enough_and_uninstalls_clea
     let client = cluster::client().await;
     let release_ns = cluster::test_namespace(&client, "helm-cw-rel").await;
     let ns = cluster::test_namespace(&client, "helm-cw-watch").await;
-    let (mut release, notes) = Release::install(&release_ns, &["leaderElection.enabled=true"]);
+    // No pods, as above: a pod of the chart would take the Lease from the operator run here.
+    let (mut release, notes) =
+        Release::install(&release_ns, &["leaderElection.enabled=true", "replicas=0"]);
     assert!(notes.contains("every namespace"), "{notes}");
     let lease = release.fullname();
 
