@@ -83,7 +83,8 @@ ensure_tools() {
   for t in umoci jq dpkg-deb apt-get tar; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
   done
-  if command -v tar >/dev/null 2>&1 && ! tar --version 2>/dev/null | grep -q 'GNU tar'; then
+  # Captured first: `tar --version | grep -q` could trip pipefail if grep stopped reading early.
+  if command -v tar >/dev/null 2>&1 && [[ "$(tar --version 2>/dev/null)" != *"GNU tar"* ]]; then
     die "tar is not GNU tar (needed for --sort, --clamp-mtime and --owner)"
   fi
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -14,7 +14,9 @@ OUT="${1:?usage: $0 OUT_DIR}"
 
 log() { printf '[build-release] %s\n' "$*" >&2; }
 
-if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+# Captured first: `rustup ... | grep -q` could trip pipefail if grep stopped reading early.
+installed="$(rustup target list --installed 2>/dev/null || true)"
+if ! grep -qx "$TARGET" <<<"$installed"; then
   log "rustup target add $TARGET"
   rustup target add "$TARGET"
 fi

@@ -105,7 +105,8 @@ case "$description" in
   *"statically linked"* | *"static-pie linked"*) ;;
   *) die "the binary is not static: $description" ;;
 esac
-if readelf -l "$bin" | grep -q 'Requesting program interpreter'; then
+# Captured first: with `readelf | grep -q`, pipefail would turn an early match into a miss.
+if [[ "$(readelf -l "$bin")" == *"Requesting program interpreter"* ]]; then
   die "the binary asks for an ELF interpreter (dynamic loader)"
 fi
 if ldd_out="$(ldd "$bin" 2>&1)"; then

@@ -256,8 +256,12 @@ node_pause_image() {
 node_import_image() { # archive ref
   node_ctr images import --base-name "${2%:*}" "$1" >/dev/null ||
     die "could not import $1 into the node's containerd"
-  node_ctr images ls -q | grep -qx "$2" ||
-    die "$1 was imported, but not as $2 (the node has: $(node_ctr images ls -q | tr '\n' ' ')); the archive's image must be tagged ${2##*:}"
+  # Listed first, then searched: `ctr | grep -q` fails under pipefail when grep stops reading
+  # before ctr has written everything (SIGPIPE).
+  local images
+  images="$(node_ctr images ls -q)"
+  grep -qx "$2" <<<"$images" ||
+    die "$1 was imported, but not as $2 (the node has: $(tr '\n' ' ' <<<"$images")); the archive's image must be tagged ${2##*:}"
 }
 
 node_ctr() { ctr --address "$NODE_SOCK" -n k8s.io "$@"; }
