@@ -42,6 +42,20 @@ fn frozen_optional(field: &str, what_to_do: &str) -> Rule {
 
 const NEW_RESOURCE: &str = "create a new FastConnectConnection instead";
 
+/// The speed may change, but not while an order is placed and its connection not yet recorded:
+/// the operator recognises a lost order by its speed, among other things.
+fn unsettled_speed() -> Rule {
+    Rule::new(
+        "!(has(oldSelf.status) && has(oldSelf.status.orderedAt) && \
+         !has(oldSelf.status.connectionId)) || self.spec.speedMbps == oldSelf.spec.speedMbps",
+    )
+    .message(Message::Message(
+        "spec.speedMbps cannot change while the order is being placed; change it once \
+         status.connectionId is set"
+            .into(),
+    ))
+}
+
 /// An order for an Oracle FastConnect Layer 2 connection from one of your Console Connect ports.
 ///
 /// The operator finds the port and the Oracle metro, creates the connection, and follows it
@@ -60,7 +74,8 @@ const NEW_RESOURCE: &str = "create a new FastConnectConnection instead";
     derive = "PartialEq",
     doc = "An order for one Oracle FastConnect Layer 2 connection through Console Connect.",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Speed", type_ = "integer", json_path = ".spec.speedMbps", description = "Mbps"),
+    printcolumn(name = "Speed", type_ = "integer", json_path = ".status.speedMbps", description = "Mbps in Console Connect"),
+    printcolumn(name = "Requested", type_ = "integer", json_path = ".status.pendingChange.speedMbps", description = "Mbps of the change request waiting for approval"),
     printcolumn(name = "Metro", type_ = "string", json_path = ".status.destMetro"),
     printcolumn(name = "Connection", type_ = "string", json_path = ".status.connectionId"),
     printcolumn(name = "Remote", type_ = "string", json_path = ".status.remoteStatus"),
@@ -68,10 +83,9 @@ const NEW_RESOURCE: &str = "create a new FastConnectConnection instead";
     validation = frozen("companyUsername", NEW_RESOURCE),
     validation = frozen("sourcePort", NEW_RESOURCE),
     validation = frozen("destination", NEW_RESOURCE),
-    validation = frozen("speedMbps", NEW_RESOURCE),
+    validation = unsettled_speed(),
     validation = frozen("paymentType", NEW_RESOURCE),
     validation = frozen("term", NEW_RESOURCE),
-    validation = frozen_optional("connectionName", "rename the connection in Console Connect and create a new resource to track it"),
     validation = frozen_optional("classOfService", NEW_RESOURCE),
     validation = frozen_optional("evergreen", NEW_RESOURCE),
     validation = frozen_optional("vlans", NEW_RESOURCE),
@@ -81,6 +95,9 @@ const NEW_RESOURCE: &str = "create a new FastConnectConnection instead";
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.paymentType != 'creditcard'").message(
     "spec.paymentType creditcard is only supported in the Console Connect web application; use invoice"
+))]
+#[x_kube(validation = Rule::new("self.managementPolicy != 'Observe' || has(self.connectionId)").message(
+    "spec.managementPolicy Observe needs spec.connectionId: the connection to observe"
 ))]
 pub struct FastConnectConnectionSpec {
     /// Your Console Connect company username (the `:companyUsername` in API paths).
@@ -99,12 +116,16 @@ pub struct FastConnectConnectionSpec {
 
     /// The name of the connection in Console Connect. Defaults to `<namespace>.<name>` (a
     /// namespace has no dots, so no two resources share it). It must be unique in your company:
-    /// the operator uses it to find an order whose answer was lost.
+    /// the operator uses it to find an order whose answer was lost. May change after ordering:
+    /// the connection is renamed in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub connection_name: Option<String>,
 
-    /// Bandwidth in Mbps. Must not exceed the source port's speed.
+    /// Bandwidth in Mbps. Must not exceed the source port's speed. May change once the
+    /// connection is ACTIVE: a decrease is applied at once; an increase opens a change request
+    /// that waits for approval (see `status.pendingChange`) while the connection keeps its
+    /// current speed. Setting it back to the current speed withdraws the request.
     #[schemars(range(min = 1, max = 400000), extend("format" = "int32"))]
     pub speed_mbps: u32,
 
@@ -141,7 +162,27 @@ pub struct FastConnectConnectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub connection_id: Option<String>,
+
+    /// `Full` (default): order, change and disconnect the connection. `Observe`: only read the
+    /// connection named by `connectionId` and report it; nothing is ordered, changed or
+    /// disconnected, and deleting the resource leaves the connection running. May change at
+    /// any time.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
 }
+
+/// How much the operator may do to the connection.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ManagementPolicy {
+    /// Order, change and disconnect.
+    #[default]
+    Full,
+    /// Read and report only.
+    Observe,
+}
+
+/// The annotation that stops every Console Connect call for a resource while it is `"true"`.
+pub const PAUSED_ANNOTATION: &str = "fastconnect.dev/paused";
 
 /// References to the Secrets holding what the order needs.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -302,9 +343,17 @@ pub struct FastConnectConnectionStatus {
     /// The Console Connect connection id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_id: Option<String>,
-    /// The connection's name in Console Connect.
+    /// The connection's name in Console Connect, as last read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_name: Option<String>,
+    /// The connection's speed in Console Connect, in Mbps, as last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int32"))]
+    pub speed_mbps: Option<u32>,
+    /// A speed increase asked of Console Connect through a change request, until it is applied
+    /// or withdrawn; a rejected one stays until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_change: Option<PendingChange>,
     /// Console Connect's own status of the connection, as received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_status: Option<String>,
@@ -342,13 +391,45 @@ pub struct FastConnectConnectionStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`: the connection is ACTIVE. `Synced`: the last reconcile succeeded.
+    /// `Ready`: the connection is ACTIVE. `Synced`: the last reconcile succeeded (False with
+    /// reason `ReconcilePaused` while paused). `ChangePending`: a change request waits for
+    /// approval. `Drifted`: Console Connect differs from the spec by a change made outside
+    /// Kubernetes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
     /// What is happening or what to do, in one sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// A change request for more bandwidth.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingChange {
+    /// The speed asked for, in Mbps.
+    #[schemars(extend("format" = "int32"))]
+    pub speed_mbps: u32,
+    /// When the operator asked for it.
+    pub requested_at: String,
+    /// `Requesting`: being sent (after a restart the operator reads the connection before
+    /// asking again); `Pending`: waiting for approval; `Rejected`: not applied, and not asked
+    /// again until the spec changes.
+    pub state: ChangeState,
+    /// Console Connect's status of the request, as received (`PENDING`, `REJECTED`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_status: Option<String>,
+    /// The generation of the spec that asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+}
+
+/// Where a change request stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeState {
+    Requesting,
+    Pending,
+    Rejected,
 }
 
 fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -424,6 +505,20 @@ pub fn crd_yaml() -> Result<String, serde_saphyr::SerializeError> {
 }
 
 impl FastConnectConnection {
+    /// The pause annotation is set: no Console Connect call may be made for this resource.
+    pub fn is_paused(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PAUSED_ANNOTATION))
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
+    /// Only reads are allowed.
+    pub fn observe_only(&self) -> bool {
+        self.spec.management_policy == ManagementPolicy::Observe
+    }
+
     /// The connection's name in Console Connect: the spec's, or `<namespace>.<name>`. A
     /// namespace cannot contain a dot, so the default cannot collide across namespaces.
     pub fn connection_name(&self) -> String {

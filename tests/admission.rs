@@ -245,9 +245,7 @@ async fn the_order_is_frozen_once_placed_but_credentials_and_deletion_policy_are
         ("companyUsername", json!("other")),
         ("sourcePort", json!({"id": "x"})),
         ("destination", json!({"metro": "LON"})),
-        ("speedMbps", json!(500)),
         ("term", json!({"duration": 2, "unit": "y"})),
-        ("connectionName", json!("renamed")),
         ("classOfService", json!("GOLD")),
         ("evergreen", json!(true)),
         ("vlans", json!({"source": 7})),
@@ -265,8 +263,55 @@ async fn the_order_is_frozen_once_placed_but_credentials_and_deletion_policy_are
         );
     }
 
+    // The speed is how a lost order is recognised: it waits for the connection to be recorded.
+    let mut faster = fixed.clone();
+    faster["spec"]["speedMbps"] = json!(500);
+    let error = kubectl_apply(&faster).expect_err("speed while the order is placed");
+    assert!(
+        error.contains("spec.speedMbps cannot change while the order is being placed"),
+        "{error}"
+    );
+
     let mut allowed = fixed.clone();
     allowed["spec"]["credentials"]["apiKeySecretRef"] = json!({"name": "rotated", "key": "k"});
     allowed["spec"]["deletionPolicy"] = json!("Orphan");
-    kubectl_apply(&allowed).expect("credentials and deletionPolicy stay mutable");
+    allowed["spec"]["connectionName"] = json!("renamed");
+    allowed["spec"]["managementPolicy"] = json!("Full");
+    kubectl_apply(&allowed).expect("credentials, deletionPolicy and the name stay mutable");
+
+    // Once the connection is recorded, speed and name change in place.
+    cluster::kubectl_ok(&[
+        "-n",
+        &ns,
+        "patch",
+        "fcc",
+        "ordered",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"connectionId":"c1","phase":"Active"}}"#,
+    ]);
+    let mut changed = allowed.clone();
+    changed["spec"]["speedMbps"] = json!(2000);
+    changed["spec"]["connectionName"] = json!("renamed-again");
+    kubectl_apply(&changed).expect("speed and name change once the connection is recorded");
+}
+
+#[tokio::test]
+async fn observe_only_needs_a_connection_id() {
+    refused(
+        |o| o["spec"]["managementPolicy"] = json!("Observe"),
+        &["spec.managementPolicy Observe needs spec.connectionId"],
+    )
+    .await;
+    refused(
+        |o| o["spec"]["managementPolicy"] = json!("ReadOnly"),
+        &["spec.managementPolicy", "Observe"],
+    )
+    .await;
+    let ns = namespace().await;
+    let mut observed = valid(&ns, "observed");
+    observed["spec"]["managementPolicy"] = json!("Observe");
+    observed["spec"]["connectionId"] = json!("c1");
+    kubectl_apply(&observed).expect("Observe with a connectionId");
 }

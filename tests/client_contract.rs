@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use fastconnect_operator::consoleconnect::{
-    ApiKey, Client, ClientConfig, ConnectionStatus, Endpoint, Error, PortStatus,
+    ApiKey, Client, ClientConfig, ConnectionStatus, ConnectionUpdate, Endpoint, Error, PortStatus,
 };
 use support::sandbox::*;
 
@@ -384,6 +384,13 @@ async fn observer_sees_every_request_with_its_status() {
         }));
     let key = key();
 
+    // A connection for the day-2 calls, made before the observed ones.
+    let active = sandbox
+        .client()
+        .create_layer2(&key, DEFAULT_COMPANY, &valid_request("fc-changed"))
+        .await
+        .unwrap()
+        .id;
     client.list_ports(&key, DEFAULT_COMPANY).await.unwrap();
     client.oracle_metros(&key).await.unwrap();
     let id = client
@@ -407,6 +414,23 @@ async fn observer_sees_every_request_with_its_status() {
         .get_connection(&key, DEFAULT_COMPANY, &id)
         .await
         .unwrap_err();
+    let lowered = ConnectionUpdate {
+        speed: Some(50),
+        name: None,
+    };
+    client
+        .update_connection(&key, DEFAULT_COMPANY, &active, &lowered)
+        .await
+        .unwrap();
+    sandbox.set_manual_approval(true).await;
+    client
+        .request_change(&key, DEFAULT_COMPANY, &active, 200)
+        .await
+        .unwrap();
+    client
+        .withdraw_change(&key, DEFAULT_COMPANY, &active)
+        .await
+        .unwrap();
 
     let seen = seen.lock().unwrap().clone();
     // A search whose one page is short reads one more page: nothing yet says that the
@@ -417,8 +441,14 @@ async fn observer_sees_every_request_with_its_status() {
             Endpoint::SearchConnections => vec![(*endpoint, Some(200)); 2],
             _ => vec![(*endpoint, Some(200))],
         })
-        .chain([(Endpoint::GetConnection, Some(404))])
         .collect();
+    // The 404 read of the deleted connection comes between the delete and the day-2 calls.
+    let mut expected = expected;
+    let after_delete = 1 + expected
+        .iter()
+        .position(|(e, _)| *e == Endpoint::DeleteConnection)
+        .unwrap();
+    expected.insert(after_delete, (Endpoint::GetConnection, Some(404)));
     assert_eq!(seen, expected);
     let labels: Vec<&str> = Endpoint::ALL.iter().map(|e| e.as_str()).collect();
     assert_eq!(
@@ -429,7 +459,10 @@ async fn observer_sees_every_request_with_its_status() {
             "create_layer2",
             "get_connection",
             "search_connections",
-            "delete_connection"
+            "delete_connection",
+            "update_connection",
+            "change_request",
+            "withdraw_change"
         ]
     );
     // The sandbox counts under the same names.
@@ -1117,4 +1150,93 @@ async fn reads_use_the_v2_path() {
     assert_eq!(read.status, ConnectionStatus::Active);
     let requests = server.requests.lock().unwrap();
     assert_eq!(requests[0].0, "GET /api/v2/company/acme/connections/abc");
+}
+
+#[tokio::test]
+async fn day_2_calls_decode_in_both_shapes_and_refusals_are_classified() {
+    let sandbox = Sandbox::start(&INSTANT);
+    sandbox.set_manual_approval(true).await;
+    let client = sandbox.client();
+    let key = key();
+    for shape in ["reference", "spec"] {
+        sandbox
+            .change_behaviour(serde_json::json!({ "connectionShape": shape }))
+            .await;
+        let id = client
+            .create_layer2(
+                &key,
+                DEFAULT_COMPANY,
+                &valid_request(&format!("fc-{shape}")),
+            )
+            .await
+            .unwrap()
+            .id;
+        sandbox.activate(&id).await;
+
+        // A raise through the update call is refused, and says why.
+        let raise = ConnectionUpdate {
+            speed: Some(200),
+            name: None,
+        };
+        let err = client
+            .update_connection(&key, DEFAULT_COMPANY, &id, &raise)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidRequest { .. }),
+            "{shape}: {err:?}"
+        );
+        assert!(err.to_string().contains("change"), "{shape}: {err}");
+
+        let renamed = client
+            .update_connection(
+                &key,
+                DEFAULT_COMPANY,
+                &id,
+                &ConnectionUpdate {
+                    speed: Some(50),
+                    name: Some(format!("fc-{shape}-renamed")),
+                },
+            )
+            .await
+            .unwrap()
+            .expect("the answer is the connection");
+        assert_eq!(renamed.speed_mbps(), Some(50), "{shape}");
+        assert_eq!(renamed.name, format!("fc-{shape}-renamed"));
+
+        let asked = client
+            .request_change(&key, DEFAULT_COMPANY, &id, 300)
+            .await
+            .unwrap()
+            .expect("the answer is the connection");
+        let open = asked.open_change().expect("an open change request");
+        assert_eq!(open.speed_mbps(), Some(300), "{shape}");
+        assert_eq!(asked.speed_mbps(), Some(50), "{shape}: not before approval");
+        let read = client
+            .get_connection(&key, DEFAULT_COMPANY, &id)
+            .await
+            .unwrap();
+        assert_eq!(read.open_change().and_then(|r| r.speed_mbps()), Some(300));
+
+        let withdrawn = client
+            .withdraw_change(&key, DEFAULT_COMPANY, &id)
+            .await
+            .unwrap()
+            .expect("the answer is the connection");
+        assert!(withdrawn.open_change().is_none(), "{shape}");
+        let status = withdrawn.request.and_then(|r| r.status);
+        assert_eq!(status.as_deref(), Some("WITHDRAWN"), "{shape}");
+    }
+
+    let readonly = ApiKey::new(READONLY_KEY);
+    let some_id = client
+        .create_layer2(&key, DEFAULT_COMPANY, &valid_request("fc-readonly"))
+        .await
+        .unwrap()
+        .id;
+    let err = client
+        .request_change(&readonly, DEFAULT_COMPANY, &some_id, 300)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AccessDenied { .. }), "{err:?}");
 }

@@ -61,6 +61,7 @@ async fn the_sample_reaches_active_with_kubectl_and_deleting_it_disconnects() {
             "NAME",
             "PHASE",
             "SPEED",
+            "REQUESTED",
             "METRO",
             "CONNECTION",
             "REMOTE",
@@ -75,6 +76,7 @@ async fn the_sample_reaches_active_with_kubectl_and_deleting_it_disconnects() {
         .collect();
     let fcc = env.fccs.get("hk-oracle").await.unwrap();
     let id = connection_id(&fcc);
+    // Nothing is requested: the REQUESTED cell is blank.
     assert_eq!(
         &row[..6],
         ["hk-oracle", "Active", "1000", "HKG", id.as_str(), "ACTIVE"]

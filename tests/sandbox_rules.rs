@@ -1,7 +1,8 @@
 //! The sandbox's own behaviour over HTTP: every create validation rule, the lifecycle, admin
 //! actions, faults and statistics, the paged search, listing lag, late answers, duplicate
-//! names, cancellation, deleted reads, error shapes, read-only keys, port capacity and the spec
-//! shapes. Waiting is done by polling, never by sleeping.
+//! names, cancellation, deleted reads, error shapes, read-only keys, port capacity, the spec
+//! shapes, and the day-2 calls (speed and name updates, change requests). Waiting is done by
+//! polling, never by sleeping.
 
 mod support;
 
@@ -1651,6 +1652,7 @@ async fn behaviour_switches_round_trip_and_reset() {
     let wanted = Behaviour {
         list_lag: Duration::from_millis(1500),
         create_delay: Duration::from_millis(20),
+        change_delay: Duration::from_millis(30),
         refuse_duplicate_names: true,
         deleted_reads: DeletedReads::Show,
         error_shape: ErrorShape::Message,
@@ -1687,6 +1689,797 @@ async fn behaviour_switches_round_trip_and_reset() {
     assert_eq!(sandbox.behaviour().await, defaults);
 }
 
+// ---- Day-2 calls: speed and name updates, change requests ----
+
+/// An ACTIVE connection of acme on [`PORT_1G`] at `speed` Mbps, created a day ago (so its
+/// `updatedAt` is clearly older than any change), named `<prefix>0`.
+async fn seeded_active(sandbox: &Sandbox, prefix: &str, speed: u64) -> String {
+    let ids = sandbox
+        .seed_with(json!({
+            "company": DEFAULT_COMPANY, "count": 1, "status": "ACTIVE", "namePrefix": prefix,
+            "portId": PORT_1G.id, "speedMbps": speed,
+        }))
+        .await;
+    ids[0].clone()
+}
+
+async fn update(sandbox: &Sandbox, id: &str, body: Value) -> (u16, Value) {
+    sandbox
+        .request(
+            Method::POST,
+            &update_path(DEFAULT_COMPANY, id),
+            Some(DEFAULT_KEY),
+            Some(body),
+        )
+        .await
+}
+
+async fn change(sandbox: &Sandbox, id: &str, speed: u64) -> (u16, Value) {
+    change_with(sandbox, id, json!({ "speed": speed })).await
+}
+
+async fn change_with(sandbox: &Sandbox, id: &str, body: Value) -> (u16, Value) {
+    sandbox
+        .request(
+            Method::PUT,
+            &change_path(DEFAULT_COMPANY, id),
+            Some(DEFAULT_KEY),
+            Some(body),
+        )
+        .await
+}
+
+async fn withdraw(sandbox: &Sandbox, id: &str) -> (u16, Value) {
+    sandbox
+        .request(
+            Method::DELETE,
+            &change_path(DEFAULT_COMPANY, id),
+            Some(DEFAULT_KEY),
+            None,
+        )
+        .await
+}
+
+fn speed_of(connection: &Value) -> u64 {
+    connection["speed"]["value"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no speed in {connection}"))
+}
+
+/// Asserts a 400 whose message contains every one of `says`.
+fn assert_400(status: u16, body: &Value, says: &[&str]) {
+    assert_eq!(status, 400, "{body}");
+    let text = message(body);
+    for part in says {
+        assert!(
+            text.contains(part),
+            "message {text:?} does not say {part:?}"
+        );
+    }
+}
+
+async fn port_1g_remaining(sandbox: &Sandbox) -> u64 {
+    remaining(sandbox, DEFAULT_KEY, DEFAULT_COMPANY, PORT_1G.id).await
+}
+
+#[tokio::test]
+async fn an_update_lowers_the_speed_at_once() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    let (_, before) = api_status(&sandbox, &id).await;
+    let (status, updated) = update(&sandbox, &id, json!({"speed": 50})).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(speed_of(&updated), 50);
+    assert_eq!(updated["speed"]["name"], "50 Mbps");
+    assert_eq!(updated["status"], "ACTIVE");
+    let moved = updated["updatedAt"].as_str().unwrap();
+    assert!(moved > before["updatedAt"].as_str().unwrap(), "{updated}");
+    let (_, read) = api_status(&sandbox, &id).await;
+    assert_eq!(speed_of(&read), 50);
+    assert_eq!(speed_of(&sandbox.connection(&id).await.unwrap()), 50);
+    assert_eq!(port_1g_remaining(&sandbox).await, 950);
+    // The same speed again changes nothing, not even `updatedAt`.
+    let (status, again) = update(&sandbox, &id, json!({"speed": 50})).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["updatedAt"], moved);
+    // No change request is made by an update.
+    assert!(again.get("request").is_none(), "{again}");
+}
+
+#[tokio::test]
+async fn an_update_cannot_raise_the_speed() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    let (status, body) = update(&sandbox, &id, json!({"speed": 200, "name": "fc-new"})).await;
+    let path = change_path(DEFAULT_COMPANY, &id);
+    assert_400(
+        status,
+        &body,
+        &[
+            "'speed'",
+            "the speed of a connection to another company can only be reduced",
+            &path,
+        ],
+    );
+    // Nothing of a refused update applies, not even the name.
+    let admin = sandbox.connection(&id).await.unwrap();
+    assert_eq!(
+        (speed_of(&admin), admin["name"].as_str()),
+        (100, Some("fc-0"))
+    );
+}
+
+#[tokio::test]
+async fn an_update_renames() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    let other = create_ok(&sandbox, "taken").await;
+    let (status, renamed) = update(&sandbox, &id, json!({"name": "fc-renamed"})).await;
+    assert_eq!(status, 200, "{renamed}");
+    assert_eq!(
+        (renamed["name"].as_str(), speed_of(&renamed)),
+        (Some("fc-renamed"), 100)
+    );
+    assert_eq!(sandbox.connection(&id).await.unwrap()["name"], "fc-renamed");
+    // Without the duplicate-name switch a name may be shared.
+    let (status, _) = update(&sandbox, &id, json!({"name": "taken"})).await;
+    assert_eq!(status, 200);
+    sandbox
+        .change_behaviour(json!({"refuseDuplicateNames": true}))
+        .await;
+    let (status, body) = update(&sandbox, &other, json!({"name": "fc-spare"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = update(&sandbox, &id, json!({"name": "fc-spare"})).await;
+    assert_400(
+        status,
+        &body,
+        &["Connection name 'fc-spare' is already in use"],
+    );
+    // Its own name is no clash; a name freed by a deletion is free again.
+    let (status, _) = update(&sandbox, &other, json!({"name": "fc-spare"})).await;
+    assert_eq!(status, 200);
+    sandbox.delete_out_of_band(&other).await;
+    let (status, body) = update(&sandbox, &id, json!({"name": "fc-spare"})).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn an_update_refuses_other_fields_and_bad_bodies() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    for (body, says) in [
+        (json!({}), vec!["'speed' or 'name'"]),
+        (json!([]), vec!["JSON object"]),
+        (
+            json!({"portId": PORT_1G.id}),
+            vec![
+                "'portId'",
+                "connection requests only",
+                "only 'speed' and 'name'",
+            ],
+        ),
+        (json!({"untagged": true}), vec!["'untagged'"]),
+        (json!({"destUntagged": true}), vec!["'destUntagged'"]),
+        (json!({"destPortId": "p"}), vec!["'destPortId'"]),
+        (json!({"controllerId": "c"}), vec!["'controllerId'"]),
+        (
+            json!({"destControllerId": "c", "speed": 50}),
+            vec!["'destControllerId'"],
+        ),
+        (json!({"colour": "red"}), vec!["unknown field 'colour'"]),
+        (
+            json!({"speed": 0}),
+            vec!["'speed'", "positive whole number"],
+        ),
+        (json!({"speed": "50"}), vec!["'speed'"]),
+        (json!({"speed": 50.5}), vec!["'speed'"]),
+        (json!({"speed": null}), vec!["'speed'"]),
+        (json!({"name": 7}), vec!["'name'"]),
+        (json!({"name": "  "}), vec!["'name'", "empty"]),
+        (json!({"name": "x".repeat(129)}), vec!["'name'", "128"]),
+    ] {
+        let (status, response) = update(&sandbox, &id, body.clone()).await;
+        assert_400(status, &response, &says);
+    }
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}{}",
+            sandbox.url,
+            update_path(DEFAULT_COMPANY, &id)
+        ))
+        .bearer_auth(DEFAULT_KEY)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_400(status, &body, &["not valid JSON"]);
+    let admin = sandbox.connection(&id).await.unwrap();
+    assert_eq!(
+        (speed_of(&admin), admin["name"].as_str()),
+        (100, Some("fc-0"))
+    );
+}
+
+#[tokio::test]
+async fn an_update_answers_like_the_read_for_missing_and_finished_connections() {
+    let sandbox = Sandbox::start(&["--creating-delay", "0", "--manual-approval"]);
+    let (status, body) = update(&sandbox, &"f".repeat(24), json!({"speed": 50})).await;
+    assert_eq!(status, 404, "{body}");
+    // Another company's connection is not found under its own company.
+    let theirs = sandbox
+        .seed_with(json!({"company": OTHER_COMPANY, "count": 1, "speedMbps": 100}))
+        .await;
+    let (status, _) = update(&sandbox, &theirs[0], json!({"speed": 50})).await;
+    assert_eq!(status, 404);
+    let (status, _) = sandbox
+        .request(
+            Method::POST,
+            &update_path(OTHER_COMPANY, &theirs[0]),
+            Some(DEFAULT_KEY),
+            Some(json!({"speed": 50})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    // A connection request (PENDING) may be reduced too, as the spec says.
+    let pending = create_ok(&sandbox, "fc-request").await;
+    wait_for_api_status(&sandbox, &pending, "PENDING").await;
+    let (status, body) = update(&sandbox, &pending, json!({"speed": 40})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), speed_of(&body)),
+        (Some("PENDING"), 40)
+    );
+    // Cancelled, being deleted, deleted.
+    delete_api(&sandbox, &pending).await;
+    let (status, body) = update(&sandbox, &pending, json!({"name": "x"})).await;
+    assert_400(status, &body, &["cannot change", "CANCELLED"]);
+    sandbox
+        .set_lifecycle(Lifecycle {
+            deleting_delay: Duration::from_secs(600),
+            ..Lifecycle::instant()
+        })
+        .await;
+    let live = seeded_active(&sandbox, "fc-", 100).await;
+    delete_api(&sandbox, &live).await;
+    let (status, body) = update(&sandbox, &live, json!({"name": "x"})).await;
+    assert_400(status, &body, &["cannot change", "DELETING"]);
+    sandbox.delete_out_of_band(&live).await;
+    let (status, _) = update(&sandbox, &live, json!({"name": "x"})).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_change_request_waits_for_oracle_and_reserves_its_bandwidth() {
+    let sandbox = Sandbox::start(&INSTANT);
+    sandbox.set_manual_approval(true).await;
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    assert_eq!(port_1g_remaining(&sandbox).await, 900);
+    let (status, answer) = change(&sandbox, &id, 500).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["id"], id.as_str());
+    assert_eq!(speed_of(&answer), 100);
+    let request = &answer["request"];
+    assert_eq!(
+        (
+            request["status"].as_str(),
+            request["speed"].as_u64(),
+            request["srcApproval"].as_str(),
+        ),
+        (Some("PENDING"), Some(500), Some(DEFAULT_COMPANY_ID))
+    );
+    assert!(request["destApproval"].is_null(), "{answer}");
+    assert_eq!(request["updatedAt"], answer["updatedAt"]);
+    // The increase is reserved as soon as it is requested.
+    assert_eq!(port_1g_remaining(&sandbox).await, 500);
+    let (_, read) = api_status(&sandbox, &id).await;
+    assert_eq!(
+        (speed_of(&read), read["request"]["status"].as_str()),
+        (100, Some("PENDING"))
+    );
+    assert_eq!(
+        sandbox.connection(&id).await.unwrap()["request"],
+        answer["request"]
+    );
+
+    let approved = sandbox.approve_change(&id).await;
+    assert_eq!(speed_of(&approved), 500);
+    assert_eq!(approved["request"]["status"], "APPROVED");
+    assert!(
+        approved["request"]["destApproval"].is_string(),
+        "{approved}"
+    );
+    let (_, read) = api_status(&sandbox, &id).await;
+    assert_eq!(speed_of(&read), 500);
+    assert_eq!(read["request"]["status"], "APPROVED");
+    assert_eq!(port_1g_remaining(&sandbox).await, 500);
+    // Nothing is pending any more.
+    let (status, body) = sandbox
+        .request(
+            Method::POST,
+            &format!("/_sandbox/connections/{id}/change/approve"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+}
+
+#[tokio::test]
+async fn a_rejected_change_keeps_the_speed() {
+    let sandbox = Sandbox::start(&INSTANT);
+    sandbox.set_manual_approval(true).await;
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    let (status, _) = change(&sandbox, &id, 300).await;
+    assert_eq!(status, 200);
+    let rejected = sandbox.reject_change(&id).await;
+    assert_eq!(
+        (speed_of(&rejected), rejected["request"]["status"].as_str()),
+        (100, Some("REJECTED"))
+    );
+    let (_, read) = api_status(&sandbox, &id).await;
+    assert_eq!(read["request"]["status"], "REJECTED");
+    assert_eq!(read["request"]["speed"], 300);
+    assert_eq!(port_1g_remaining(&sandbox).await, 900);
+    let (status, _) = sandbox
+        .request(
+            Method::POST,
+            &format!("/_sandbox/connections/{id}/change/reject"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn a_withdrawn_change_is_withdrawn() {
+    let sandbox = Sandbox::start(&INSTANT);
+    sandbox.set_manual_approval(true).await;
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    let (status, body) = withdraw(&sandbox, &id).await;
+    assert_400(
+        status,
+        &body,
+        &[&format!("no change request is pending on connection {id}")],
+    );
+    change(&sandbox, &id, 300).await;
+    let (status, withdrawn) = withdraw(&sandbox, &id).await;
+    assert_eq!(status, 200, "{withdrawn}");
+    assert_eq!(
+        (
+            speed_of(&withdrawn),
+            withdrawn["request"]["status"].as_str()
+        ),
+        (100, Some("WITHDRAWN"))
+    );
+    assert_eq!(port_1g_remaining(&sandbox).await, 900);
+    let (status, _) = withdraw(&sandbox, &id).await;
+    assert_eq!(status, 400);
+    let (status, _) = sandbox
+        .request(
+            Method::DELETE,
+            &change_path(DEFAULT_COMPANY, "nope"),
+            Some(DEFAULT_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    // Deleting a connection takes its pending change with it.
+    change(&sandbox, &id, 300).await;
+    delete_api(&sandbox, &id).await;
+    let admin = sandbox.connection(&id).await.unwrap();
+    assert_eq!(admin["request"]["status"], "WITHDRAWN");
+}
+
+#[tokio::test]
+async fn a_pending_change_can_be_updated_or_undone_by_a_decrease() {
+    let sandbox = Sandbox::start(&INSTANT);
+    sandbox.set_manual_approval(true).await;
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    change(&sandbox, &id, 500).await;
+    // The update call's speed waits for the pending change; its name does not.
+    let (status, body) = update(&sandbox, &id, json!({"speed": 50})).await;
+    assert_400(
+        status,
+        &body,
+        &[&format!(
+            "a change request is pending on connection {id}; withdraw it first"
+        )],
+    );
+    let (status, body) = update(&sandbox, &id, json!({"name": "fc-renamed"})).await;
+    assert_eq!(status, 200, "{body}");
+    // A lower increase updates the pending request and its reservation.
+    let (status, lowered) = change(&sandbox, &id, 300).await;
+    assert_eq!(status, 200, "{lowered}");
+    assert_eq!(
+        (
+            lowered["request"]["status"].as_str(),
+            lowered["request"]["speed"].as_u64()
+        ),
+        (Some("PENDING"), Some(300))
+    );
+    assert_eq!(port_1g_remaining(&sandbox).await, 700);
+    // Asking for the pending speed again is a safe retry.
+    let (status, again) = change(&sandbox, &id, 300).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["request"], lowered["request"]);
+    // A speed under the current one applies at once and withdraws the pending request.
+    let (status, decreased) = change(&sandbox, &id, 60).await;
+    assert_eq!(status, 200, "{decreased}");
+    assert_eq!(
+        (
+            speed_of(&decreased),
+            decreased["request"]["status"].as_str()
+        ),
+        (60, Some("WITHDRAWN"))
+    );
+    assert_eq!(port_1g_remaining(&sandbox).await, 940);
+    // Without anything pending, a decrease through the change call just applies.
+    let (status, decreased) = change(&sandbox, &id, 30).await;
+    assert_eq!(status, 200);
+    assert_eq!(speed_of(&decreased), 30);
+}
+
+#[tokio::test]
+async fn change_requests_are_bounded_by_port_speed_and_capacity() {
+    let sandbox = Sandbox::start(&INSTANT);
+    sandbox.set_manual_approval(true).await;
+    let small = seeded_active(&sandbox, "small-", 100).await;
+    let big = seeded_active(&sandbox, "big-", 600).await;
+    assert_eq!(port_1g_remaining(&sandbox).await, 300);
+    let (status, body) = change(&sandbox, &small, 1001).await;
+    assert_400(
+        status,
+        &body,
+        &["'speed' of 1001 Mbps exceeds the 1000 Mbps of port 'My-Port-1'"],
+    );
+    let (status, body) = change(&sandbox, &small, 500).await;
+    assert_400(
+        status,
+        &body,
+        &[
+            "'speed' of 500 Mbps",
+            "400 Mbps more",
+            "300 Mbps remaining on port 'My-Port-1'",
+        ],
+    );
+    let (status, body) = change(&sandbox, &small, 400).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(port_1g_remaining(&sandbox).await, 0);
+    // The reservation holds against other changes and new orders alike.
+    let (status, body) = change(&sandbox, &big, 601).await;
+    assert_400(status, &body, &["0 Mbps remaining"]);
+    let (status, body) = create(
+        &sandbox,
+        with(valid_request_json("fc-1"), "speed", json!(1)),
+    )
+    .await;
+    assert_400(status, &body, &["'speed'", "0 Mbps remaining"]);
+    // Its own reservation does not count against a new speed for the same request.
+    let (status, body) = change(&sandbox, &small, 350).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(port_1g_remaining(&sandbox).await, 50);
+}
+
+#[tokio::test]
+async fn a_change_needs_an_active_connection_a_new_speed_and_a_speed_only_body() {
+    let sandbox = Sandbox::start(&["--creating-delay", "0", "--manual-approval"]);
+    let pending = create_ok(&sandbox, "fc-request").await;
+    wait_for_api_status(&sandbox, &pending, "PENDING").await;
+    let (status, body) = change(&sandbox, &pending, 500).await;
+    assert_400(status, &body, &["ACTIVE", "PENDING"]);
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    sandbox.error(&id, "broken").await;
+    let (status, body) = change(&sandbox, &id, 500).await;
+    assert_400(status, &body, &["ACTIVE", "ERROR"]);
+    sandbox.activate(&id).await;
+    let (status, body) = change(&sandbox, &id, 100).await;
+    assert_400(status, &body, &["'speed'", "current speed"]);
+    for (body, says) in [
+        (json!({}), "'speed' is required"),
+        (json!({"speed": 0}), "'speed'"),
+        (json!({"speed": "500"}), "'speed'"),
+        (json!({"speed": 500, "name": "n"}), "unknown field 'name'"),
+        (json!([500]), "JSON object"),
+    ] {
+        let (status, response) = change_with(&sandbox, &id, body).await;
+        assert_400(status, &response, &[says]);
+    }
+    let (status, _) = change(&sandbox, &"f".repeat(24), 500).await;
+    assert_eq!(status, 404);
+    let (status, _) = sandbox
+        .request(
+            Method::PUT,
+            &change_path(OTHER_COMPANY, &id),
+            Some(DEFAULT_KEY),
+            Some(json!({"speed": 500})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert!(
+        sandbox
+            .connection(&id)
+            .await
+            .unwrap()
+            .get("request")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_key_cannot_change_connections() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    let resource = format!("company/{DEFAULT_COMPANY_ID}/connections/{id}");
+    for (method, path, body) in [
+        (
+            Method::POST,
+            update_path(DEFAULT_COMPANY, &id),
+            Some(json!({"speed": 50})),
+        ),
+        (
+            Method::PUT,
+            change_path(DEFAULT_COMPANY, &id),
+            Some(json!({"speed": 500})),
+        ),
+        (Method::DELETE, change_path(DEFAULT_COMPANY, &id), None),
+    ] {
+        let (status, response) = sandbox
+            .request(method.clone(), &path, Some(READONLY_KEY), body)
+            .await;
+        assert_eq!(status, 401, "{method} {path}: {response}");
+        assert_eq!(
+            response,
+            json!({"error": {
+                "accessRequests": [{"action": "network:UpdateConnection", "resource": resource}],
+                "message": "Access denied",
+                "status": 401,
+                "statusCode": 401,
+            }})
+        );
+    }
+    let admin = sandbox.connection(&id).await.unwrap();
+    assert_eq!(speed_of(&admin), 100);
+    assert!(admin.get("request").is_none());
+    let stats = sandbox.stats().await;
+    for label in ["update_connection", "change_request", "withdraw_change"] {
+        assert_eq!(stats.count(label, 401), 1, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn a_change_is_approved_automatically_after_the_approval_delay() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    // With no approval delay, the answer already shows the change approved.
+    let (status, answer) = change(&sandbox, &id, 200).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (speed_of(&answer), answer["request"]["status"].as_str()),
+        (200, Some("APPROVED"))
+    );
+    sandbox
+        .set_lifecycle(Lifecycle {
+            approval_delay: Duration::from_millis(1500),
+            ..Lifecycle::instant()
+        })
+        .await;
+    let (status, answer) = change(&sandbox, &id, 400).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (speed_of(&answer), answer["request"]["status"].as_str()),
+        (200, Some("PENDING"))
+    );
+    let requested_at = answer["request"]["updatedAt"].as_str().unwrap().to_owned();
+    let approved = eventually("the change to be approved", WAIT, || async {
+        let (_, read) = api_status(&sandbox, &id).await;
+        (read["request"]["status"] == "APPROVED").then_some(read)
+    })
+    .await;
+    assert_eq!(speed_of(&approved), 400);
+    let approved_at = approved["request"]["updatedAt"].as_str().unwrap();
+    assert!(approved_at > requested_at.as_str(), "{approved}");
+    assert_eq!(approved["updatedAt"], approved_at);
+    assert_eq!(port_1g_remaining(&sandbox).await, 600);
+    // The approval is real: a later decrease starts from the approved speed.
+    let (status, body) = update(&sandbox, &id, json!({"speed": 300})).await;
+    assert_eq!((status, speed_of(&body)), (200, 300));
+    assert_eq!(body["request"]["status"], "APPROVED");
+}
+
+#[tokio::test]
+async fn a_late_change_answer_comes_after_the_change_is_stored() {
+    let sandbox = Sandbox::start(&INSTANT);
+    sandbox.set_manual_approval(true).await;
+    sandbox
+        .change_behaviour(json!({"changeDelayMs": 3000}))
+        .await;
+    assert_eq!(sandbox.behaviour().await["changeDelayMs"], 3000);
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    let started = Instant::now();
+    let (sandbox_ref, id_ref) = (&sandbox, id.as_str());
+    let ((status, answer, answered), (stored, seen)) = tokio::join!(
+        async {
+            let (status, answer) = change(sandbox_ref, id_ref, 500).await;
+            (status, answer, started.elapsed())
+        },
+        async {
+            let stored = eventually("the change to be stored", WAIT, || async move {
+                let connection = sandbox_ref.connection(id_ref).await?;
+                (connection["request"]["status"] == "PENDING").then_some(connection)
+            })
+            .await;
+            (stored, started.elapsed())
+        },
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        seen + Duration::from_secs(1) < answered,
+        "stored after {seen:?}, answered after {answered:?}"
+    );
+    assert!(answered >= Duration::from_secs(3), "{answered:?}");
+    assert_eq!(stored["request"]["speed"], 500);
+    assert_eq!(answer["request"], stored["request"]);
+    // Refusals answer at once.
+    let before = Instant::now();
+    let (status, _) = change(&sandbox, &id, 100).await;
+    assert_eq!(status, 400);
+    assert!(before.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn both_shapes_show_the_change_request() {
+    let sandbox = Sandbox::start(&["--creating-delay", "0", "--manual-approval"]);
+    // A new connection waiting for approval has no `request` in the reference shape.
+    let fresh = create_ok(&sandbox, "fc-request").await;
+    let read = wait_for_api_status(&sandbox, &fresh, "PENDING").await;
+    assert!(read.get("request").is_none(), "{read}");
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    let (_, reference) = change(&sandbox, &id, 500).await;
+    let updated_at = reference["request"]["updatedAt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        reference["request"],
+        json!({"status": "PENDING", "speed": 500, "srcApproval": DEFAULT_COMPANY_ID,
+               "destApproval": null, "updatedAt": updated_at})
+    );
+    sandbox
+        .change_behaviour(json!({"connectionShape": "spec"}))
+        .await;
+    let (_, spec) = api_status(&sandbox, &id).await;
+    let metro = spec["destMetro"][0]["id"].clone();
+    assert_eq!(
+        spec["request"],
+        json!([{"status": "PENDING"}, {"destMetroId": metro}, {"speed": 500},
+               {"srcApproval": DEFAULT_COMPANY_ID}, {"destApproval": null}, {"read": false},
+               {"updatedAt": updated_at}])
+    );
+    assert_eq!(speed_of(&spec), 100);
+    // The spec shape's connection request is unchanged.
+    let (_, fresh) = api_status(&sandbox, &fresh).await;
+    assert_eq!(
+        fresh["request"],
+        json!([{"status": "PENDING"}, {"speed": 100}])
+    );
+    let (_, withdrawn) = withdraw(&sandbox, &id).await;
+    assert_eq!(withdrawn["request"][0], json!({"status": "WITHDRAWN"}));
+    // The admin view keeps the reference shape.
+    assert_eq!(
+        sandbox.connection(&id).await.unwrap()["request"]["status"],
+        "WITHDRAWN"
+    );
+}
+
+#[tokio::test]
+async fn an_admin_edit_changes_speed_and_name_without_rules() {
+    let sandbox = Sandbox::start(&INSTANT);
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    // Faster than the port and than its capacity: the portal's doing, not the API's.
+    let edited = sandbox
+        .edit(&id, json!({"speed": 5000, "name": "renamed-in-portal"}))
+        .await;
+    assert_eq!(
+        (speed_of(&edited), edited["name"].as_str()),
+        (5000, Some("renamed-in-portal"))
+    );
+    let (_, read) = api_status(&sandbox, &id).await;
+    assert_eq!(
+        (speed_of(&read), read["name"].as_str()),
+        (5000, Some("renamed-in-portal"))
+    );
+    assert_eq!(port_1g_remaining(&sandbox).await, 0);
+    let edited = sandbox.edit(&id, json!({"speed": 10})).await;
+    assert_eq!(
+        (speed_of(&edited), edited["name"].as_str()),
+        (10, Some("renamed-in-portal"))
+    );
+    for (path, body, wanted) in [
+        (
+            format!("/_sandbox/connections/{id}/edit"),
+            json!({"colour": "red"}),
+            400,
+        ),
+        (format!("/_sandbox/connections/{id}/edit"), json!({}), 400),
+        (
+            "/_sandbox/connections/nope/edit".to_owned(),
+            json!({"speed": 1}),
+            404,
+        ),
+    ] {
+        let (status, response) = sandbox.request(Method::POST, &path, None, Some(body)).await;
+        assert_eq!(status, wanted, "{path}: {response}");
+    }
+    // Admin calls are never counted: only the read and the ports list are.
+    assert_eq!(sandbox.stats().await.0["totalRequests"], 2);
+}
+
+#[tokio::test]
+async fn day2_calls_are_counted_under_their_labels() {
+    let sandbox = Sandbox::start(&INSTANT);
+    sandbox.set_manual_approval(true).await;
+    let id = seeded_active(&sandbox, "fc-", 100).await;
+    update(&sandbox, &id, json!({"speed": 90})).await;
+    update(&sandbox, &id, json!({"speed": 900})).await;
+    change(&sandbox, &id, 500).await;
+    change(&sandbox, &id, 90).await;
+    withdraw(&sandbox, &id).await;
+    withdraw(&sandbox, &id).await;
+    let (status, _) = sandbox
+        .request(
+            Method::PUT,
+            &format!("{}/approve", change_path(DEFAULT_COMPANY, &id)),
+            Some(DEFAULT_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let stats = sandbox.stats().await;
+    for (label, status, count) in [
+        ("update_connection", 200, 1),
+        ("update_connection", 400, 1),
+        ("change_request", 200, 1),
+        ("change_request", 400, 1),
+        ("withdraw_change", 200, 1),
+        ("withdraw_change", 400, 1),
+        ("other", 404, 1),
+    ] {
+        assert_eq!(
+            stats.count(label, status),
+            count,
+            "{label} {status}: {}",
+            stats.0
+        );
+    }
+    assert_eq!(stats.total_requests(), 7);
+    // Change requests are recorded like creates, refused ones included.
+    let records = stats.change_records();
+    assert_eq!(
+        stats.changes(),
+        vec![json!({"speed": 500}), json!({"speed": 90})]
+    );
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r["status"].as_u64(), r["connectionId"].as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (Some(200), Some(id.as_str())),
+            (Some(400), Some(id.as_str()))
+        ]
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["company"] == DEFAULT_COMPANY && r["receivedAt"].is_string())
+    );
+    sandbox.reset_stats().await;
+    assert!(sandbox.stats().await.changes().is_empty());
+}
+
 // ---- The binary itself ----
 
 #[test]
@@ -1721,12 +2514,16 @@ fn help_documents_every_option() {
         "--search-max-count",
         "--list-lag",
         "--create-delay",
+        "--change-delay",
         "--refuse-duplicate-names",
         "--deleted-reads",
         "--error-shape",
         "--connection-shape",
         "SANDBOX_CREATING_DELAY",
         "SANDBOX_LIST_LAG",
+        "SANDBOX_CHANGE_DELAY",
+        "/api/company/{company}/connections/{id}/change",
+        "/_sandbox/connections/{id}/change/approve|reject",
         "/_sandbox/faults",
         "/_sandbox/behaviour",
         "/_sandbox/seed",

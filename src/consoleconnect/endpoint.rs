@@ -11,16 +11,22 @@ pub enum Endpoint {
     GetConnection,
     SearchConnections,
     DeleteConnection,
+    UpdateConnection,
+    RequestChange,
+    WithdrawChange,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::ListPorts,
         Endpoint::OracleMetros,
         Endpoint::CreateLayer2,
         Endpoint::GetConnection,
         Endpoint::SearchConnections,
         Endpoint::DeleteConnection,
+        Endpoint::UpdateConnection,
+        Endpoint::RequestChange,
+        Endpoint::WithdrawChange,
     ];
 
     /// Stable snake_case label, e.g. `create_layer2`; the sandbox's stats use the same names.
@@ -32,14 +38,21 @@ impl Endpoint {
             Endpoint::GetConnection => "get_connection",
             Endpoint::SearchConnections => "search_connections",
             Endpoint::DeleteConnection => "delete_connection",
+            Endpoint::UpdateConnection => "update_connection",
+            Endpoint::RequestChange => "change_request",
+            Endpoint::WithdrawChange => "withdraw_change",
         }
     }
 
     pub fn method(self) -> &'static str {
         match self {
-            Endpoint::CreateLayer2 => "PUT",
-            Endpoint::DeleteConnection => "DELETE",
-            _ => "GET",
+            Endpoint::CreateLayer2 | Endpoint::RequestChange => "PUT",
+            Endpoint::DeleteConnection | Endpoint::WithdrawChange => "DELETE",
+            Endpoint::UpdateConnection => "POST",
+            Endpoint::ListPorts
+            | Endpoint::OracleMetros
+            | Endpoint::GetConnection
+            | Endpoint::SearchConnections => "GET",
         }
     }
 
@@ -51,7 +64,12 @@ impl Endpoint {
             Endpoint::CreateLayer2 => "/api/v2/company/{company}/connections/layer2",
             Endpoint::GetConnection => "/api/v2/company/{company}/connections/{id}",
             Endpoint::SearchConnections => "/api/v2/company/{company}/connections",
-            Endpoint::DeleteConnection => "/api/v2/company/{company}/connections/{id}",
+            Endpoint::DeleteConnection | Endpoint::UpdateConnection => {
+                "/api/v2/company/{company}/connections/{id}"
+            }
+            Endpoint::RequestChange | Endpoint::WithdrawChange => {
+                "/api/company/{company}/connections/{id}/change"
+            }
         }
     }
 }

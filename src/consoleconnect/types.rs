@@ -255,6 +255,23 @@ pub enum ClassOfService {
     Bronze,
 }
 
+/// The fields the update call changes; absent ones are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionUpdate {
+    /// Mbps; only lower than the current speed towards another company.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl ConnectionUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.speed.is_none() && self.name.is_none()
+    }
+}
+
 /// A Layer 2 connection as returned by create, read and search.
 ///
 /// Decoded by hand from whatever JSON object arrives: the spec's examples and live answers
@@ -318,10 +335,37 @@ pub struct PendingRequest {
     pub dest_approval: Option<String>,
 }
 
+impl PendingRequest {
+    /// Waiting for a party's approval (`PENDING`, in any case).
+    pub fn is_pending(&self) -> bool {
+        self.status
+            .as_deref()
+            .is_some_and(|s| s.trim().eq_ignore_ascii_case("PENDING"))
+    }
+
+    /// The requested speed in whole Mbps.
+    pub fn speed_mbps(&self) -> Option<u32> {
+        whole_mbps(self.speed?)
+    }
+}
+
 impl Connection {
     /// DELETED, or flagged `deleted`: the connection no longer exists.
     pub fn is_deleted(&self) -> bool {
         self.deleted || self.status == ConnectionStatus::Deleted
+    }
+
+    /// The speed in whole Mbps, when the answer gives one.
+    pub fn speed_mbps(&self) -> Option<u32> {
+        whole_mbps(self.speed.as_ref()?.value)
+    }
+
+    /// The change request waiting for approval on an ACTIVE connection. (On a connection not
+    /// yet active, `request` is the connection request itself.)
+    pub fn open_change(&self) -> Option<&PendingRequest> {
+        self.request
+            .as_ref()
+            .filter(|r| self.status == ConnectionStatus::Active && r.is_pending())
     }
 }
 
@@ -365,6 +409,12 @@ impl<'de> Deserialize<'de> for Connection {
             request: pending_request(field("request")),
         })
     }
+}
+
+/// A speed as whole Mbps; `None` for a value no speed can have.
+fn whole_mbps(value: f64) -> Option<u32> {
+    (value.is_finite() && value >= 0.0 && value <= f64::from(u32::MAX))
+        .then(|| value.round() as u32)
 }
 
 fn pending_request(value: &serde_json::Value) -> Option<PendingRequest> {

@@ -9,7 +9,10 @@ use crate::{
     crd::FastConnectConnectionStatus,
 };
 
-use super::reason::Reason;
+use super::{
+    change::{self, Plan, Wanted},
+    reason::Reason,
+};
 
 /// How far before the order (or the resource's creation) a found connection may have been
 /// created and still count as ours: clock skew between us and Console Connect.
@@ -29,6 +32,8 @@ pub struct Facts<'a> {
     pub adopt_id: Option<&'a str>,
     pub status: &'a FastConnectConnectionStatus,
     pub order: Expected<'a>,
+    /// What the spec wants of the connection once it exists.
+    pub wanted: Wanted<'a>,
     /// How long an order whose answer was lost is looked for before ordering again.
     pub settle: SignedDuration,
 }
@@ -40,6 +45,9 @@ pub struct Expected<'a> {
     /// The source port id, when known (status, spec, or resolved from the port's name).
     pub port_id: Option<&'a str>,
     pub speed_mbps: u32,
+    /// The speed last read from the recorded connection: a connection whose speed changed
+    /// since the order still carries it.
+    pub live_speed_mbps: Option<u32>,
     pub metro_id: Option<&'a str>,
 }
 
@@ -93,6 +101,8 @@ pub struct Decision {
     pub duplicates: Vec<String>,
     /// The order was confirmed: exactly one live connection carries it.
     pub verified: bool,
+    /// Changes after ordering, for a recorded connection.
+    pub change: Option<Plan>,
 }
 
 impl Decision {
@@ -102,6 +112,7 @@ impl Decision {
             reason,
             duplicates: Vec::new(),
             verified: false,
+            change: None,
         }
     }
 }
@@ -109,7 +120,7 @@ impl Decision {
 /// What to ask Console Connect.
 pub fn look(facts: &Facts) -> Look {
     let status = facts.status;
-    if facts.deleting && (!facts.has_finalizer || facts.orphan) {
+    if facts.deleting && (!facts.has_finalizer || lets_go(facts)) {
         return Look::default();
     }
     let id = status
@@ -122,13 +133,18 @@ pub fn look(facts: &Facts) -> Look {
             id: Some(id),
         };
     }
-    if !facts.deleting && refused_now(facts) {
+    if !facts.deleting && (refused_now(facts) || facts.wanted.observe) {
         return Look::default();
     }
     Look {
         id: None,
         by_name: status.ordered_at.is_some() || status_lost(facts.has_finalizer, status),
     }
+}
+
+/// Deleting the resource leaves the connection running.
+fn lets_go(facts: &Facts) -> bool {
+    facts.orphan || facts.wanted.observe
 }
 
 /// Our finalizer on a resource whose status is empty: the status was lost (a restore), and an
@@ -167,11 +183,20 @@ pub fn decide(facts: &Facts, seen: &Observation) -> Decision {
     if let Some(by_id) = &seen.by_id {
         return match (&facts.status.connection_id, by_id) {
             (Some(_), connection) => track(facts, connection.as_ref(), seen.named.as_ref()),
+            // Observe-only takes nothing as its own: no finalizer, so nothing to let go.
+            (None, Some(connection)) if facts.wanted.observe => {
+                track(facts, Some(connection), None)
+            }
             (None, Some(connection)) => {
                 Decision::new(Step::Adopt(connection.clone()), remote_reason(connection))
             }
             (None, None) => Decision::new(Step::Wait, Reason::ConnectionNotFound),
         };
+    }
+    if facts.wanted.observe {
+        // Admission requires connectionId with Observe; an object that bypassed it orders
+        // nothing.
+        return Decision::new(Step::Wait, Reason::ConnectionNotFound);
     }
     if refused_now(facts) {
         return Decision::new(Step::Wait, Reason::OrderRefused);
@@ -187,10 +212,21 @@ fn track(facts: &Facts, connection: Option<&Connection>, named: Option<&Named>) 
     let Some(connection) = connection else {
         return Decision::new(Step::Record(None), Reason::DeletedOutOfBand);
     };
-    let mut decision = Decision::new(
-        Step::Record(Some(connection.clone())),
-        remote_reason(connection),
-    );
+    // A connection observed, then managed, becomes ours: finalizer first.
+    let step = if !facts.wanted.observe && !facts.has_finalizer {
+        Step::Adopt(connection.clone())
+    } else {
+        Step::Record(Some(connection.clone()))
+    };
+    let mut decision = Decision::new(step, remote_reason(connection));
+    if !connection.is_deleted() {
+        decision.change = Some(change::plan(
+            &facts.wanted,
+            connection,
+            facts.status,
+            facts.now,
+        ));
+    }
     if let Some(named) = named {
         let ours = ours(facts, &named.connections);
         decision.duplicates = ours
@@ -241,7 +277,7 @@ fn decide_deletion(facts: &Facts, seen: &Observation) -> Decision {
     if !facts.has_finalizer {
         return Decision::new(Step::Wait, Reason::Disconnecting);
     }
-    if facts.orphan {
+    if lets_go(facts) {
         return Decision::new(Step::Release, Reason::Orphaned);
     }
     if let Some(by_id) = &seen.by_id {
@@ -306,10 +342,12 @@ pub fn is_our_order(connection: &Connection, facts: &Facts) -> bool {
         (connection.src_port_id.as_deref(), order.port_id),
         (Some(found), Some(ours)) if found == ours
     );
-    let same_speed = connection
-        .speed
-        .as_ref()
-        .is_some_and(|s| s.value == f64::from(order.speed_mbps));
+    let same_speed = connection.speed.as_ref().is_some_and(|s| {
+        s.value == f64::from(order.speed_mbps)
+            || order
+                .live_speed_mbps
+                .is_some_and(|live| s.value == f64::from(live))
+    });
     let metro_agrees = match (connection.dest_metro_id.as_deref(), order.metro_id) {
         (Some(found), Some(ours)) => found == ours,
         _ => true,
@@ -376,6 +414,7 @@ mod tests {
         orphan: bool,
         adopt_id: Option<&'static str>,
         generation: Option<i64>,
+        observe: bool,
     }
 
     impl Case {
@@ -388,6 +427,7 @@ mod tests {
                 orphan: false,
                 adopt_id: None,
                 generation: Some(1),
+                observe: false,
             }
         }
 
@@ -428,7 +468,14 @@ mod tests {
                     name: NAME,
                     port_id: Some(PORT),
                     speed_mbps: 1000,
+                    live_speed_mbps: None,
                     metro_id: Some("m-hkg"),
+                },
+                wanted: Wanted {
+                    speed_mbps: 1000,
+                    name: NAME,
+                    observe: self.observe,
+                    generation: self.generation,
                 },
                 settle: SignedDuration::from_mins(5),
             }
@@ -784,5 +831,52 @@ mod tests {
             wiped.decide(by_name(vec![found.clone()], 0)).step,
             Step::Disconnect(found)
         );
+    }
+
+    #[test]
+    fn observe_only_reads_by_id_and_never_orders_adopts_or_disconnects() {
+        let mut case = Case::new();
+        case.observe = true;
+        case.adopt_id = Some("c9");
+        assert_eq!(look(&case.facts()).id.as_deref(), Some("c9"));
+        let found = connection("c9", "ACTIVE", -99999);
+        let decision = case.decide(by_id(Some(found.clone())));
+        assert_eq!(decision.step, Step::Record(Some(found.clone())));
+        assert!(decision.change.is_some_and(|plan| plan.call.is_none()));
+        // Without an id nothing is looked up and nothing ordered.
+        case.adopt_id = None;
+        assert_eq!(look(&case.facts()), Look::default());
+        assert_eq!(case.decide(Observation::default()).step, Step::Wait);
+        // Deletion calls nothing and lets go.
+        let mut deleting = Case::new().recorded("c9").deleting();
+        deleting.observe = true;
+        assert_eq!(look(&deleting.facts()), Look::default());
+        assert_eq!(deleting.decide(Observation::default()).step, Step::Release);
+    }
+
+    #[test]
+    fn a_connection_observed_then_managed_is_adopted() {
+        let mut case = Case::new().recorded("c9");
+        case.has_finalizer = false;
+        let found = connection("c9", "ACTIVE", 0);
+        assert_eq!(
+            case.decide(by_id(Some(found.clone()))).step,
+            Step::Adopt(found)
+        );
+    }
+
+    #[test]
+    fn a_lowered_connection_is_still_recognised_as_our_order() {
+        let mut case = Case::new().ordered(0).now(20);
+        let mut lowered = connection("c1", "ACTIVE", 5);
+        lowered.speed = Some(crate::consoleconnect::Speed {
+            value: 500.0,
+            name: None,
+        });
+        assert!(!is_our_order(&lowered, &case.facts()));
+        case.status.speed_mbps = Some(500);
+        let mut facts = case.facts();
+        facts.order.live_speed_mbps = case.status.speed_mbps;
+        assert!(is_our_order(&lowered, &facts));
     }
 }

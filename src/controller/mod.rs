@@ -7,6 +7,8 @@
 
 pub mod backoff;
 pub mod cache;
+pub mod change;
+mod day2;
 pub mod decide;
 mod events;
 mod finalizer;
@@ -37,7 +39,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::{
     consoleconnect as cc,
-    crd::{FastConnectConnection, FastConnectConnectionStatus, Phase},
+    crd::{FastConnectConnection, FastConnectConnectionStatus},
     metrics::Metrics,
     server::Readiness,
 };
@@ -245,7 +247,7 @@ async fn run_one(
     writer: reflector::store::Writer<FastConnectConnection>,
 ) {
     // Our own status writes must not wake the reconciler (the requeue timer polls), but spec
-    // changes, finalizer changes and deletion must.
+    // changes, finalizer changes, deletion and the pause annotation must.
     let changes = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         // Managed fields are most of an object's size and we never read them.
@@ -253,7 +255,9 @@ async fn run_one(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
-            predicates::generation.combine(predicates::finalizers),
+            predicates::generation
+                .combine(predicates::finalizers)
+                .combine(pause_switch),
             Default::default(),
         );
     let config = controller::Config::default().concurrency(ctx.settings.concurrency);
@@ -270,6 +274,11 @@ async fn run_one(
             futures::future::ready(())
         })
         .await;
+}
+
+/// Changes when the resource is paused or resumed.
+fn pause_switch(fcc: &FastConnectConnection) -> Option<u64> {
+    Some(u64::from(fcc.is_paused()))
 }
 
 async fn reconcile(fcc: Arc<FastConnectConnection>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -316,11 +325,7 @@ fn requeue(
         }
         Retry::Poll => {
             ctx.backoff.reset(&key);
-            let cadence = match status.phase {
-                Some(Phase::Active | Phase::Failed) => ctx.settings.poll_active,
-                _ => ctx.settings.poll_progress,
-            };
-            Action::requeue(backoff::jitter(cadence))
+            Action::requeue(backoff::jitter(reconcile::poll_cadence(ctx, status)))
         }
     }
 }

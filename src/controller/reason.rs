@@ -73,6 +73,19 @@ pub enum Reason {
     Disconnecting,
     ConfirmingDisconnect,
     Orphaned,
+    // Changes after ordering: the ChangePending and Drifted conditions, and their Events.
+    ChangeAwaitingApproval,
+    ChangeApplied,
+    ChangeRejected,
+    ChangeWithdrawn,
+    ChangeDeferred,
+    NoChangePending,
+    ConnectionUpdated,
+    ChangeRefused,
+    DriftDetected,
+    NoDrift,
+    // The pause annotation.
+    ReconcilePaused,
 }
 
 impl Reason {
@@ -97,26 +110,64 @@ impl Reason {
             SecretNotFound | SecretKeyMissing | SecretValueUnusable | SecretUnreadable
             | ApiKeyRefused | AccessDenied => Phase::Pending,
             Disconnecting | ConfirmingDisconnect | Orphaned => Phase::Deleting,
-            DuplicateConnections | Throttled | ApiUnavailable | ApiUnreachable
-            | UnexpectedResponse | RequestRejected | Conflict | KubernetesApiError => return None,
+            DuplicateConnections
+            | Throttled
+            | ApiUnavailable
+            | ApiUnreachable
+            | UnexpectedResponse
+            | RequestRejected
+            | Conflict
+            | KubernetesApiError
+            | ChangeAwaitingApproval
+            | ChangeApplied
+            | ChangeRejected
+            | ChangeWithdrawn
+            | ChangeDeferred
+            | NoChangePending
+            | ConnectionUpdated
+            | ChangeRefused
+            | DriftDetected
+            | NoDrift
+            | ReconcilePaused => return None,
         })
     }
 
     pub fn retry(self) -> Retry {
         use Reason::*;
         match self {
-            Creating | AwaitingApproval | Provisioning | Active | UnknownRemoteStatus | Denied
-            | Cancelled | Disabled | RemoteError | DeletedOutOfBand | Ordering
-            | ConfirmingOrder | DuplicateConnections | Disconnecting | ConfirmingDisconnect
-            | Orphaned => Retry::Poll,
-            OrderRefused | NameTaken | OrderAmbiguous => Retry::SpecChange,
+            Creating
+            | AwaitingApproval
+            | Provisioning
+            | Active
+            | UnknownRemoteStatus
+            | Denied
+            | Cancelled
+            | Disabled
+            | RemoteError
+            | DeletedOutOfBand
+            | Ordering
+            | ConfirmingOrder
+            | DuplicateConnections
+            | Disconnecting
+            | ConfirmingDisconnect
+            | Orphaned
+            | ChangeAwaitingApproval
+            | ChangeApplied
+            | ChangeRejected
+            | ChangeWithdrawn
+            | ChangeDeferred
+            | NoChangePending
+            | ConnectionUpdated
+            | DriftDetected
+            | NoDrift => Retry::Poll,
+            OrderRefused | NameTaken | OrderAmbiguous | ReconcilePaused => Retry::SpecChange,
             NameInUse | ConnectionNotFound | SecretNotFound | SecretKeyMissing
             | SecretValueUnusable | SecretUnreadable | InvalidOcid | PortNotFound
             | PortAmbiguous | PortNotActive | SpeedExceedsPort | CapacityExceeded
             | MetroNotFound | MetroNotReady | MetroWithoutLayer2 | MetroIsPortMetro
             | MetroWithoutFacility | ApiKeyRefused | AccessDenied | Throttled | ApiUnavailable
             | ApiUnreachable | UnexpectedResponse | RequestRejected | Conflict
-            | KubernetesApiError => Retry::Backoff,
+            | KubernetesApiError | ChangeRefused => Retry::Backoff,
         }
     }
 
@@ -125,7 +176,12 @@ impl Reason {
         self.phase() == Some(Phase::Failed)
             || matches!(
                 self,
-                Reason::DuplicateConnections | Reason::NameInUse | Reason::ConfirmingDisconnect
+                Reason::DuplicateConnections
+                    | Reason::NameInUse
+                    | Reason::ConfirmingDisconnect
+                    | Reason::ChangeRejected
+                    | Reason::ChangeRefused
+                    | Reason::DriftDetected
             )
     }
 
@@ -249,7 +305,44 @@ impl Reason {
                 "no connection recorded: the order is looked up by name before the resource is \
                  let go"
             }
-            Orphaned => "an Event only: `deletionPolicy: Orphan` left the connection running",
+            Orphaned => {
+                "an Event only: `deletionPolicy: Orphan` or `managementPolicy: Observe` left the \
+                 connection running"
+            }
+            ChangeAwaitingApproval => {
+                "on ChangePending: a speed increase waits for approval; the connection keeps \
+                 carrying traffic at its current speed (Ready stays True); send Support what the \
+                 message lists"
+            }
+            ChangeApplied => "on ChangePending: the requested speed is live",
+            ChangeRejected => {
+                "on ChangePending: the increase was rejected or approved at another speed; not \
+                 asked again until the spec changes"
+            }
+            ChangeWithdrawn => {
+                "on ChangePending: `spec.speedMbps` went back to the live speed, so the request \
+                 was withdrawn"
+            }
+            ChangeDeferred => {
+                "on ChangePending: the new speed is applied once the connection is `ACTIVE`"
+            }
+            NoChangePending => "on ChangePending: nothing waits for approval",
+            ConnectionUpdated => {
+                "an Event only: the update call lowered the speed or renamed the connection"
+            }
+            ChangeRefused => {
+                "on Synced: Console Connect refused a change (its message is quoted); fix the \
+                 spec; retried with backoff"
+            }
+            DriftDetected => {
+                "on Drifted: speed or name was changed outside Kubernetes; the operator restores \
+                 the spec (a raise through a change request), except under `Observe`"
+            }
+            NoDrift => "on Drifted: Console Connect matches the spec",
+            ReconcilePaused => {
+                "on Synced: the `fastconnect.dev/paused` annotation stops every Console Connect \
+                 call, deletion included; remove it to resume"
+            }
         }
     }
 }
@@ -290,7 +383,8 @@ mod tests {
             [
                 Reason::OrderRefused,
                 Reason::NameTaken,
-                Reason::OrderAmbiguous
+                Reason::OrderAmbiguous,
+                Reason::ReconcilePaused
             ]
         );
     }

@@ -7,20 +7,25 @@ use tracing::{info, warn};
 
 use crate::{
     consoleconnect::Connection,
-    crd::{DeletionPolicy, FastConnectConnection, FastConnectConnectionStatus, Phase},
+    crd::{
+        ChangeState, DeletionPolicy, FastConnectConnection, FastConnectConnectionStatus,
+        PAUSED_ANNOTATION, Phase,
+    },
 };
 
 use super::{
     Context, Diagnosis, Error, api,
     cache::{ago, instant_of},
+    change::Wanted,
+    day2::{Target, apply_change},
     decide::{self, Decision, Expected, Facts, Observation, Step},
-    events::{publish, publish_transition},
+    events::{RECONCILE, publish, publish_transition},
     finalizer::{FINALIZER, add_finalizer, has_finalizer, remove_finalizer},
     inputs::Secrets,
     reason::Reason,
     remote::Remote,
     requeue, resolve,
-    status::{self, Report},
+    status::{self, News, Report},
 };
 
 /// How an act ended.
@@ -30,6 +35,7 @@ enum Outcome {
         reason: Reason,
         detail: Option<String>,
         duplicates: Vec<String>,
+        news: Vec<News>,
     },
     /// The finalizer is gone; the object may be gone too.
     Released,
@@ -41,6 +47,7 @@ impl Outcome {
             reason,
             detail: None,
             duplicates: Vec::new(),
+            news: Vec::new(),
         }
     }
 }
@@ -51,6 +58,9 @@ pub(super) async fn reconcile(fcc: &FastConnectConnection, ctx: &Context) -> Res
         return Ok(Action::await_change());
     }
     let api = api(fcc, ctx);
+    if fcc.is_paused() {
+        return paused(fcc, ctx, &api, deleting).await;
+    }
     let mut current = fcc.clone();
     let mut status = fcc.status.clone().unwrap_or_default();
     let outcome = run(fcc, ctx, &api, &mut current, &mut status).await;
@@ -71,6 +81,54 @@ pub(super) async fn reconcile(fcc: &FastConnectConnection, ctx: &Context) -> Res
     publish_transition(ctx, fcc, current.status.as_ref(), &next, &report).await;
     status::write(&api, &current, &next).await?;
     Ok(requeue(ctx, fcc, &next, &report, outcome.as_ref().err()))
+}
+
+/// No Console Connect call while paused. Letting go of a resource whose deletion needs no call
+/// (Orphan, Observe) still happens: it is only a Kubernetes write.
+async fn paused(
+    fcc: &FastConnectConnection,
+    ctx: &Context,
+    api: &Api<FastConnectConnection>,
+    deleting: bool,
+) -> Result<Action, Error> {
+    let orphan = fcc.spec.deletion_policy == DeletionPolicy::Orphan || fcc.observe_only();
+    if deleting && orphan {
+        let secrets = Secrets::new(ctx.kube.clone(), &namespace(fcc), &ctx.secrets);
+        release(fcc, ctx, api, &secrets).await?;
+        return Ok(Action::await_change());
+    }
+    let status = fcc.status.clone().unwrap_or_default();
+    let why = if deleting {
+        format!(
+            "paused by annotation {PAUSED_ANNOTATION}: the connection is not disconnected and \
+             the resource stays until the annotation is removed or spec.deletionPolicy is Orphan"
+        )
+    } else {
+        format!(
+            "paused by annotation {PAUSED_ANNOTATION}: no Console Connect calls until it is \
+             removed"
+        )
+    };
+    let phase = if deleting {
+        Phase::Deleting
+    } else {
+        status.phase.unwrap_or(Phase::Pending)
+    };
+    let (reason, message) = match previous_ready(fcc) {
+        Some((reason, message)) if !deleting => (reason, message.to_owned()),
+        _ => (Reason::ReconcilePaused, why.clone()),
+    };
+    let report = Report {
+        phase,
+        reason,
+        message,
+        failure: Some((Reason::ReconcilePaused, why)),
+        news: Vec::new(),
+    };
+    let next = status::next(fcc, status, &report);
+    publish_transition(ctx, fcc, fcc.status.as_ref(), &next, &report).await;
+    status::write(api, fcc, &next).await?;
+    Ok(Action::await_change())
 }
 
 async fn run(
@@ -98,7 +156,16 @@ async fn run(
         .port_id
         .clone()
         .or_else(|| spec.source_port.id.clone());
-    let facts = facts(fcc, ctx, status, now, &name, known_port.as_deref());
+    let wanted_name = fcc.connection_name();
+    let facts = facts(
+        fcc,
+        ctx,
+        status,
+        now,
+        &name,
+        &wanted_name,
+        known_port.as_deref(),
+    );
     let look = decide::look(&facts);
     let needs_api = look.id.is_some() || look.by_name || !facts.deleting;
     if !needs_api {
@@ -116,9 +183,9 @@ async fn run(
         seen.by_id = Some(if facts.deleting {
             remote.read(id).await?
         } else {
-            let cadence = poll_cadence(ctx, status.phase);
+            let fresh_after = observation_fresh_after(ctx, status);
             remote
-                .observe(id, status.remote_status.as_deref(), cadence)
+                .observe(id, status.remote_status.as_deref(), fresh_after)
                 .await?
         });
     }
@@ -140,6 +207,23 @@ async fn run(
     };
     let decision = decide::decide(&facts, &seen);
     act(fcc, ctx, api, Some(&remote), current, status, decision).await
+}
+
+/// How recent the read of a recorded connection must be: within the poll cadence, and while a
+/// change request is in flight also begun after it was asked for, so that a request missing
+/// from it is really missing.
+fn observation_fresh_after(
+    ctx: &Context,
+    status: &FastConnectConnectionStatus,
+) -> std::time::Instant {
+    let cadence = ago(poll_cadence(ctx, status));
+    let asked = status
+        .pending_change
+        .as_ref()
+        .filter(|p| p.state != ChangeState::Rejected)
+        .and_then(|p| p.requested_at.parse::<Timestamp>().ok())
+        .map(instant_of);
+    asked.map_or(cadence, |asked| asked.max(cadence))
 }
 
 /// How recent a search by name must be. Any search begun after the order may show it; only a
@@ -169,6 +253,7 @@ fn facts<'a>(
     status: &'a FastConnectConnectionStatus,
     now: Timestamp,
     name: &'a str,
+    wanted_name: &'a str,
     port_id: Option<&'a str>,
 ) -> Facts<'a> {
     Facts {
@@ -184,10 +269,17 @@ fn facts<'a>(
             name,
             port_id,
             speed_mbps: fcc.spec.speed_mbps,
+            live_speed_mbps: status.speed_mbps,
             metro_id: status
                 .dest_metro_id
                 .as_deref()
                 .or(fcc.spec.destination.metro_id.as_deref()),
+        },
+        wanted: Wanted {
+            speed_mbps: fcc.spec.speed_mbps,
+            name: wanted_name,
+            observe: fcc.observe_only(),
+            generation: fcc.metadata.generation,
         },
         settle: SignedDuration::try_from(ctx.settings.order_settle).unwrap_or(SignedDuration::MAX),
     }
@@ -227,42 +319,59 @@ async fn act(
         reason,
         duplicates,
         verified,
+        change,
     } = decision;
-    let reported = |detail| Outcome::Reported {
+    let reported = |detail, news| Outcome::Reported {
         reason,
         detail,
         duplicates: duplicates.clone(),
+        news,
     };
     let secrets = Secrets::new(ctx.kube.clone(), &namespace(fcc), &ctx.secrets);
     let key_ref = &fcc.spec.credentials.api_key_secret_ref;
     match step {
         Step::Record(connection) => {
             if let Some(connection) = &connection {
-                secrets.guard(key_ref).await?;
+                if !fcc.observe_only() {
+                    secrets.guard(key_ref).await?;
+                }
                 record(status, connection);
             }
             if verified {
                 status.verified_at = Some(Timestamp::now().to_string());
             }
-            Ok(reported(connection.as_ref().and_then(detail_of)))
+            let detail = connection.as_ref().and_then(detail_of);
+            let news = match (change, &connection, remote) {
+                (Some(plan), Some(connection), Some(remote)) => {
+                    let target = Target {
+                        fcc,
+                        api,
+                        remote,
+                        connection,
+                    };
+                    apply_change(ctx, &target, current, status, plan).await?
+                }
+                _ => Vec::new(),
+            };
+            Ok(reported(detail, news))
         }
         Step::Adopt(connection) => {
             secrets.guard(key_ref).await?;
             *current = add_finalizer(api, current).await?;
             info!(connection = %connection.id, "adopting connection");
             record(status, &connection);
-            Ok(reported(detail_of(&connection)))
+            Ok(reported(detail_of(&connection), Vec::new()))
         }
         Step::Order => {
             let Some(remote) = remote else {
-                return Ok(reported(None));
+                return Ok(reported(None, Vec::new()));
             };
             order(fcc, ctx, api, remote, current, status).await
         }
-        Step::Wait => Ok(reported(None)),
+        Step::Wait => Ok(reported(None, Vec::new())),
         Step::Disconnect(connection) => {
             let Some(remote) = remote else {
-                return Ok(reported(None));
+                return Ok(reported(None, Vec::new()));
             };
             status.connection_id = Some(connection.id.clone());
             info!(connection = %connection.id, status = %connection.status, "disconnecting");
@@ -270,14 +379,19 @@ async fn act(
                 return release(fcc, ctx, api, &secrets).await;
             }
             status.disconnect_requested_at = Some(Timestamp::now().to_string());
-            Ok(reported(None))
+            Ok(reported(None, Vec::new()))
         }
         Step::Release => {
             if reason == Reason::Orphaned
                 && let Some(id) = &status.connection_id
             {
-                let note = format!("left connection {id} running in Console Connect");
-                publish(ctx, fcc, false, reason.as_str(), &note).await;
+                let why = if fcc.observe_only() {
+                    "managementPolicy is Observe"
+                } else {
+                    "deletionPolicy is Orphan"
+                };
+                let note = format!("left connection {id} running in Console Connect: {why}");
+                publish(ctx, fcc, false, reason.as_str(), RECONCILE, &note).await;
             }
             release(fcc, ctx, api, &secrets).await
         }
@@ -328,6 +442,7 @@ async fn order(
             reason: Reason::Ordering,
             message: "ordering the connection from Console Connect".into(),
             failure: None,
+            news: Vec::new(),
         },
     );
     // The precondition makes the order use the spec as it is now; the marker makes a restarted
@@ -387,10 +502,13 @@ async fn release(
 }
 
 /// Records a connection as observed.
-fn record(status: &mut FastConnectConnectionStatus, connection: &Connection) {
+pub(super) fn record(status: &mut FastConnectConnectionStatus, connection: &Connection) {
     status.connection_id = Some(connection.id.clone());
-    if status.connection_name.is_none() && !connection.name.is_empty() {
+    if !connection.name.is_empty() {
         status.connection_name = Some(connection.name.clone());
+    }
+    if let Some(speed) = connection.speed_mbps() {
+        status.speed_mbps = Some(speed);
     }
     status.remote_status = Some(connection.status.as_str().to_owned());
     status.vlan = (!connection.vlans.is_empty())
@@ -413,13 +531,21 @@ fn detail_of(connection: &Connection) -> Option<String> {
     }
 }
 
-fn namespace(fcc: &FastConnectConnection) -> String {
+pub(super) fn namespace(fcc: &FastConnectConnection) -> String {
     fcc.namespace().unwrap_or_default()
 }
 
-fn poll_cadence(ctx: &Context, phase: Option<Phase>) -> std::time::Duration {
-    match phase {
-        Some(Phase::Active | Phase::Failed) => ctx.settings.poll_active,
+/// Progress cadence while something is on its way: the order, or a change request.
+pub(super) fn poll_cadence(
+    ctx: &Context,
+    status: &FastConnectConnectionStatus,
+) -> std::time::Duration {
+    let change_in_flight = status
+        .pending_change
+        .as_ref()
+        .is_some_and(|p| p.state != ChangeState::Rejected);
+    match status.phase {
+        Some(Phase::Active | Phase::Failed) if !change_in_flight => ctx.settings.poll_active,
         _ => ctx.settings.poll_progress,
     }
 }
@@ -450,6 +576,7 @@ fn report(
             reason,
             detail,
             duplicates,
+            news,
         }) => Report {
             phase: phase_of(*reason),
             reason: *reason,
@@ -468,12 +595,14 @@ fn report(
                     ),
                 )
             }),
+            news: news.clone(),
         },
         Ok(Outcome::Released) => Report {
             phase: Phase::Deleting,
             reason: Reason::Disconnecting,
             message: String::new(),
             failure: None,
+            news: Vec::new(),
         },
         Err(error) => {
             let reason = error.reason();
@@ -485,6 +614,7 @@ fn report(
                     reason: ready_reason,
                     message: ready_message.to_owned(),
                     failure,
+                    news: Vec::new(),
                 },
                 _ if deleting => Report {
                     phase: Phase::Deleting,
@@ -494,12 +624,14 @@ fn report(
                          Orphan to let go"
                     ),
                     failure,
+                    news: Vec::new(),
                 },
                 _ => Report {
                     phase: phase_of(reason),
                     reason,
                     message: error.to_string(),
                     failure,
+                    news: Vec::new(),
                 },
             }
         }
@@ -530,7 +662,10 @@ fn message(
         Reason::AwaitingApproval => support_handoff(fcc, status),
         Reason::Creating => "Console Connect is creating the connection".to_owned(),
         Reason::Provisioning => "approved; the circuit is being provisioned".to_owned(),
-        Reason::Active => format!("connection {id} is ACTIVE"),
+        Reason::Active => match status.speed_mbps {
+            Some(speed) => format!("connection {id} is ACTIVE at {speed} Mbps"),
+            None => format!("connection {id} is ACTIVE"),
+        },
         Reason::UnknownRemoteStatus => detail.unwrap_or("unknown status").to_owned(),
         Reason::Denied => format!(
             "connection {id} was DENIED; contact Console Connect Support, then delete this resource"

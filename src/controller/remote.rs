@@ -11,7 +11,7 @@ use crate::consoleconnect::{
 
 use super::{
     Context, Diagnosis,
-    cache::{Scope, Snapshot, ago},
+    cache::{Scope, Snapshot},
     decide::Named,
     reason::Reason,
 };
@@ -31,6 +31,12 @@ pub enum Call {
     Order,
     #[strum(to_string = "disconnecting the connection")]
     Disconnect,
+    #[strum(to_string = "updating the connection")]
+    Update,
+    #[strum(to_string = "requesting a speed change")]
+    RequestChange,
+    #[strum(to_string = "withdrawing the change request")]
+    WithdrawChange,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,16 +59,19 @@ impl Error {
 
     /// A failed order that certainly ordered nothing: the service answered and refused.
     pub fn nothing_was_ordered(&self) -> bool {
-        self.call == Call::Order
-            && matches!(
-                self.source,
-                cc::Error::InvalidRequest { .. }
-                    | cc::Error::Unauthorized { .. }
-                    | cc::Error::AccessDenied { .. }
-                    | cc::Error::NotFound { .. }
-                    | cc::Error::Throttled { .. }
-            )
-            && !self.source.is_name_in_use()
+        self.call == Call::Order && self.refused()
+    }
+
+    /// The service answered and refused, so the call changed nothing.
+    pub fn refused(&self) -> bool {
+        matches!(
+            self.source,
+            cc::Error::InvalidRequest { .. }
+                | cc::Error::Unauthorized { .. }
+                | cc::Error::AccessDenied { .. }
+                | cc::Error::NotFound { .. }
+                | cc::Error::Throttled { .. }
+        ) && !self.source.is_name_in_use()
     }
 }
 
@@ -72,6 +81,7 @@ impl Diagnosis for Error {
             source @ cc::Error::InvalidRequest { .. } => match self.call {
                 Call::Order if source.is_name_in_use() => Reason::NameInUse,
                 Call::Order => Reason::OrderRefused,
+                Call::Update | Call::RequestChange | Call::WithdrawChange => Reason::ChangeRefused,
                 _ => Reason::RequestRejected,
             },
             cc::Error::Unauthorized { .. } => Reason::ApiKeyRefused,
@@ -148,10 +158,10 @@ impl<'a> Remote<'a> {
         &self,
         id: &str,
         last_status: Option<&str>,
-        max_age: std::time::Duration,
+        fresh_after: Instant,
     ) -> Result<Option<Connection>, Error> {
         if let Some(status) = last_status {
-            let listed = self.search(status, ago(max_age)).await?;
+            let listed = self.search(status, fresh_after).await?;
             if let Some(found) = listed.items.iter().find(|c| c.id == id) {
                 return Ok(Some(found.clone()));
             }
@@ -205,6 +215,47 @@ impl<'a> Remote<'a> {
             .guarded(&self.scope, call)
             .await
             .map_err(Error::on(Call::Order))
+    }
+
+    /// Lowers the speed or renames.
+    pub async fn update(
+        &self,
+        id: &str,
+        update: &cc::ConnectionUpdate,
+    ) -> Result<Option<Connection>, Error> {
+        let api = &self.ctx.api;
+        let call = api.update_connection(self.key, self.company, id, update);
+        self.guarded(Call::Update, call).await
+    }
+
+    /// Opens (or moves) the change request to `speed_mbps`.
+    pub async fn request_change(
+        &self,
+        id: &str,
+        speed_mbps: u32,
+    ) -> Result<Option<Connection>, Error> {
+        let api = &self.ctx.api;
+        let call = api.request_change(self.key, self.company, id, speed_mbps);
+        self.guarded(Call::RequestChange, call).await
+    }
+
+    /// Withdraws our change request.
+    pub async fn withdraw_change(&self, id: &str) -> Result<Option<Connection>, Error> {
+        let call = self.ctx.api.withdraw_change(self.key, self.company, id);
+        self.guarded(Call::WithdrawChange, call).await
+    }
+
+    /// A change call, within the company's throttle pause.
+    async fn guarded<T>(
+        &self,
+        call: Call,
+        request: impl std::future::Future<Output = Result<T, cc::Error>>,
+    ) -> Result<T, Error> {
+        self.ctx
+            .catalog
+            .guarded(&self.scope, request)
+            .await
+            .map_err(Error::on(call))
     }
 
     /// Asks for the connection to be disconnected; `true` when it was already gone (404).

@@ -184,6 +184,31 @@ fn check_speed(port: &Port, speed_mbps: u32) -> Result<(), Error> {
     Ok(())
 }
 
+/// A raise from `live_mbps` to `speed_mbps` must fit the port: at most its speed, and no more
+/// than what it has left besides the connection's own bandwidth.
+pub fn check_raise(port: &Port, live_mbps: u32, speed_mbps: u32) -> Result<(), Error> {
+    if let Some(port_speed) = port.speed.as_ref().map(|s| s.value)
+        && f64::from(speed_mbps) > port_speed
+    {
+        return Err(Error::SpeedExceedsPort {
+            speed: speed_mbps,
+            port: port.name.clone(),
+            port_speed: port_speed as u64,
+        });
+    }
+    if let Some(remaining) = port.remaining_mbps() {
+        let available = remaining.max(0.0) + f64::from(live_mbps);
+        if f64::from(speed_mbps) > available {
+            return Err(Error::CapacityExceeded {
+                speed: speed_mbps,
+                port: port.name.clone(),
+                remaining: available as u64,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The Oracle metro to connect to: found by id, code or name (any case), ready, offering
 /// Layer 2, with a facility, and not the port's own metro.
 pub fn metro<'a>(
@@ -468,5 +493,32 @@ mod tests {
         assert_eq!(order.src_vlan_request, Some(100));
         assert_eq!(order.dest_vlan_request, None);
         assert_eq!(order.class_of_service, Some(cc::ClassOfService::Gold));
+    }
+
+    #[test]
+    fn a_raise_fits_the_port_speed_and_what_is_left_besides_the_connection() {
+        let mut port: Port = serde_json::from_value(json!({
+            "id": "p1", "name": "My-Port-1", "status": "ACTIVE", "metroId": "m-sin",
+            "speed": {"value": 1000}, "capacity": {"remaining": 300}, "deleted": false
+        }))
+        .unwrap();
+        assert_eq!(check_raise(&port, 500, 800), Ok(()));
+        assert_eq!(
+            check_raise(&port, 500, 801),
+            Err(Error::CapacityExceeded {
+                speed: 801,
+                port: "My-Port-1".into(),
+                remaining: 800
+            })
+        );
+        assert!(matches!(
+            check_raise(&port, 500, 1001),
+            Err(Error::SpeedExceedsPort {
+                port_speed: 1000,
+                ..
+            })
+        ));
+        port.capacity = None;
+        assert_eq!(check_raise(&port, 500, 1000), Ok(()));
     }
 }

@@ -16,6 +16,8 @@ use super::reason::Reason;
 pub const FIELD_MANAGER: &str = "fastconnect-operator";
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
+pub const CHANGE_PENDING: &str = "ChangePending";
+pub const DRIFTED: &str = "Drifted";
 const SYNCED_OK: &str = "ReconcileSucceeded";
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,20 @@ pub struct Report {
     pub message: String,
     /// Set when this reconcile failed: reason and message of Synced=False.
     pub failure: Option<(Reason, String)>,
+    /// Further conditions this reconcile has news of (ChangePending, Drifted); the others keep
+    /// what they said.
+    pub news: Vec<News>,
+}
+
+/// A condition besides Ready and Synced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct News {
+    pub type_: &'static str,
+    /// The action of its Event.
+    pub action: &'static str,
+    pub holds: bool,
+    pub reason: Reason,
+    pub message: String,
 }
 
 /// The status after this reconcile: `status` with `report` applied, keeping each condition's
@@ -57,7 +73,20 @@ pub fn next(
         None => condition(SYNCED, true, SYNCED_OK, "", generation),
         Some((reason, message)) => condition(SYNCED, false, reason.as_str(), message, generation),
     };
-    status.conditions = [ready, synced]
+    let further = [CHANGE_PENDING, DRIFTED].into_iter().filter_map(|type_| {
+        match report.news.iter().find(|n| n.type_ == type_) {
+            Some(news) => Some(condition(
+                type_,
+                news.holds,
+                news.reason.as_str(),
+                &news.message,
+                generation,
+            )),
+            None => status.conditions.iter().find(|c| c.type_ == type_).cloned(),
+        }
+    });
+    let conditions: Vec<Condition> = [ready, synced].into_iter().chain(further).collect();
+    status.conditions = conditions
         .into_iter()
         .map(|new| keep_transition_time(&status.conditions, new))
         .collect();
@@ -146,6 +175,7 @@ mod tests {
             reason,
             message: "m".into(),
             failure: None,
+            news: Vec::new(),
         }
     }
 
@@ -166,6 +196,24 @@ mod tests {
         assert_eq!(status.conditions[0].status, "False");
         assert_eq!(status.conditions[1].status, "False");
         assert_eq!(status.conditions[1].reason, "Throttled");
+    }
+
+    #[test]
+    fn further_conditions_change_only_with_news() {
+        let fcc = fcc();
+        let mut pending = report(Phase::Active, Reason::Active);
+        pending.news = vec![News {
+            type_: CHANGE_PENDING,
+            action: "RequestChange",
+            holds: true,
+            reason: Reason::ChangeAwaitingApproval,
+            message: "waits".into(),
+        }];
+        let status = next(&fcc, Default::default(), &pending);
+        let quiet = next(&fcc, status.clone(), &report(Phase::Active, Reason::Active));
+        assert_eq!(status, quiet, "no news keeps ChangePending as it was");
+        let types: Vec<&str> = quiet.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, [READY, SYNCED, CHANGE_PENDING]);
     }
 
     #[test]

@@ -148,6 +148,18 @@ pub fn connection_path(company: &str, id: &str) -> String {
     format!("/api/v2/company/{company}/connections/{id}")
 }
 
+/// The update call (`POST`, stats label `update_connection`): a lower `speed` and/or a new
+/// `name`. The same path as [`connection_path`].
+pub fn update_path(company: &str, id: &str) -> String {
+    connection_path(company, id)
+}
+
+/// A connection's change request: `PUT` `{"speed": N}` (stats label `change_request`) and
+/// `DELETE` to withdraw it (`withdraw_change`).
+pub fn change_path(company: &str, id: &str) -> String {
+    format!("/api/company/{company}/connections/{id}/change")
+}
+
 /// The paged search (v2 path), the stats label `search_connections`.
 pub fn search_path(company: &str, status: &str, page: u64, count: u64) -> String {
     let status = status.replace(' ', "%20");
@@ -350,6 +362,24 @@ impl Sandbox {
     /// Deletes as if done in the web application: DELETED, and gone from the API.
     pub async fn delete_out_of_band(&self, id: &str) -> Value {
         self.connection_action(id, "delete", None).await
+    }
+
+    /// Oracle approves the PENDING change request: the requested speed is in force and the
+    /// request's status is APPROVED. Panics when nothing is pending (409).
+    pub async fn approve_change(&self, id: &str) -> Value {
+        self.connection_action(id, "change/approve", None).await
+    }
+
+    /// Oracle rejects the PENDING change request: REJECTED, the speed stays. Panics when
+    /// nothing is pending (409).
+    pub async fn reject_change(&self, id: &str) -> Value {
+        self.connection_action(id, "change/reject", None).await
+    }
+
+    /// Changes `speed` and/or `name` directly (e.g. `{"speed": 50}`), as someone using the
+    /// Console Connect portal would, with no rule checked: for making drift.
+    pub async fn edit(&self, id: &str, body: Value) -> Value {
+        self.connection_action(id, "edit", Some(body)).await
     }
 
     /// Replaces all faults; `Faults::default()` switches them off.
@@ -658,7 +688,7 @@ pub enum ConnectionShape {
     #[default]
     Reference,
     /// The spec example's: `port`, `destMetro`, `destCompany` as arrays, `request` while
-    /// PENDING; metros with `firstDataCenterFacilityId`.
+    /// PENDING or once a change was requested; metros with `firstDataCenterFacilityId`.
     Spec,
 }
 
@@ -669,6 +699,8 @@ pub struct Behaviour {
     pub list_lag: Duration,
     /// Valid creates are stored at once but answered this much later.
     pub create_delay: Duration,
+    /// Valid change requests are stored at once but answered this much later.
+    pub change_delay: Duration,
     /// Refuse a create whose name a connection that is not DELETED/CANCELLED has.
     pub refuse_duplicate_names: bool,
     pub deleted_reads: DeletedReads,
@@ -684,6 +716,7 @@ impl Default for Behaviour {
         Behaviour {
             list_lag: Duration::ZERO,
             create_delay: Duration::ZERO,
+            change_delay: Duration::ZERO,
             refuse_duplicate_names: false,
             deleted_reads: DeletedReads::NotFound,
             error_shape: ErrorShape::Nested,
@@ -699,6 +732,7 @@ impl Behaviour {
         json!({
             "listLagMs": self.list_lag.as_millis() as u64,
             "createDelayMs": self.create_delay.as_millis() as u64,
+            "changeDelayMs": self.change_delay.as_millis() as u64,
             "refuseDuplicateNames": self.refuse_duplicate_names,
             "deletedReads": match self.deleted_reads {
                 DeletedReads::NotFound => "404",
@@ -726,7 +760,8 @@ impl Stats {
     /// Requests to `endpoint` answered with `status`. Labels: `list_ports`, `oracle_metros`,
     /// `create_layer2`, `get_connection` (v2 read by id), `search_connections` (v2 paged
     /// search), `delete_connection`, `get_connection_v1` and `list_connections` (the older
-    /// `/api/company/...` paths), `other` for unknown `/api` routes.
+    /// `/api/company/...` paths), `update_connection`, `change_request`, `withdraw_change`,
+    /// `other` for unknown `/api` routes.
     pub fn count(&self, endpoint: &str, status: u16) -> u64 {
         self.0["counts"][endpoint][status.to_string()]
             .as_u64()
@@ -752,6 +787,25 @@ impl Stats {
     /// Like [`Stats::creates`] with `receivedAt`, `company`, `status` and `connectionId`.
     pub fn create_records(&self) -> Vec<Value> {
         self.0["creates"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Bodies of the change requests (`PUT .../change`) that got past authentication and fault
+    /// injection, refused ones included, in order.
+    pub fn changes(&self) -> Vec<Value> {
+        self.change_records()
+            .into_iter()
+            .map(|record| record["body"].clone())
+            .collect()
+    }
+
+    /// Like [`Stats::changes`] with `receivedAt`, `company`, `connectionId` and `status`.
+    pub fn change_records(&self) -> Vec<Value> {
+        self.0["changes"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Every `/api` request counted, whatever its endpoint and status.
+    pub fn total_requests(&self) -> u64 {
+        self.0["totalRequests"].as_u64().unwrap_or(0)
     }
 }
 

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::config::{ConnectionShape, DeletedReads, ErrorShape, check_rate};
 use crate::error::ApiError;
 use crate::state::{ACTIVE, AdminRefusal, AppState, DELETED, Seed, Settings};
+use crate::validate::update_body;
 
 type App = Arc<AppState>;
 
@@ -38,6 +39,15 @@ pub fn router() -> Router<App> {
         .route("/_sandbox/connections/{id}/deny", post(deny))
         .route("/_sandbox/connections/{id}/error", post(error))
         .route("/_sandbox/connections/{id}/status", post(set_status))
+        .route("/_sandbox/connections/{id}/edit", post(edit))
+        .route(
+            "/_sandbox/connections/{id}/change/approve",
+            post(approve_change),
+        )
+        .route(
+            "/_sandbox/connections/{id}/change/reject",
+            post(reject_change),
+        )
         .route(
             "/_sandbox/connections/{id}/delete",
             post(delete_out_of_band),
@@ -137,21 +147,69 @@ fn force(
     error_reason: Option<String>,
     out_of_band: bool,
 ) -> Result<Json<Value>, ApiError> {
-    match app.force_status(id, status, error_reason, out_of_band) {
-        Ok(connection) => {
-            tracing::info!(id, status, "status set by admin");
-            Ok(Json(connection))
-        }
-        Err(AdminRefusal::NotFound) => {
-            Err(ApiError::not_found(format!("Connection '{id}' not found")))
-        }
-        Err(AdminRefusal::Deleted) => {
-            Err(ApiError::not_found(format!("Connection '{id}' is deleted")))
-        }
-        Err(AdminRefusal::BeingDeleted) => Err(ApiError::conflict(format!(
+    let connection = app
+        .force_status(id, status, error_reason, out_of_band)
+        .map_err(|refusal| refused(id, refusal))?;
+    tracing::info!(id, status, "status set by admin");
+    Ok(Json(connection))
+}
+
+fn refused(id: &str, refusal: AdminRefusal) -> ApiError {
+    match refusal {
+        AdminRefusal::NotFound => ApiError::not_found(format!("Connection '{id}' not found")),
+        AdminRefusal::Deleted => ApiError::not_found(format!("Connection '{id}' is deleted")),
+        AdminRefusal::BeingDeleted => ApiError::conflict(format!(
             "Connection '{id}' is being deleted; only an out-of-band delete applies"
-        ))),
+        )),
+        AdminRefusal::NothingPending => {
+            ApiError::conflict(format!("no change request is pending on connection {id}"))
+        }
     }
+}
+
+/// Oracle approves the pending change request: the requested speed is in force.
+async fn approve_change(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    decide(&app, &id, true)
+}
+
+/// Oracle rejects the pending change request: the speed stays.
+async fn reject_change(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    decide(&app, &id, false)
+}
+
+fn decide(app: &AppState, id: &str, approve: bool) -> Result<Json<Value>, ApiError> {
+    let connection = app
+        .decide_change(id, approve)
+        .map_err(|refusal| refused(id, refusal))?;
+    tracing::info!(id, approve, "change request decided by admin");
+    Ok(Json(connection))
+}
+
+/// Changes the speed and/or name as someone using the Console Connect portal would: the body
+/// is checked like the update call's, the connection rules are not.
+async fn edit(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: Value = parse(&body)?;
+    let edit = update_body(&body).map_err(ApiError::bad_request)?;
+    let connection = app
+        .edit(&id, &edit)
+        .map_err(|refusal| refused(&id, refusal))?;
+    tracing::info!(
+        id,
+        speed = edit.speed,
+        name = edit.name,
+        "connection edited by admin"
+    );
+    Ok(Json(connection))
 }
 
 /// Faults as the admin API shows and takes them. In updates, absent fields keep their value
@@ -258,6 +316,7 @@ async fn update_lifecycle(State(app): State<App>, body: Bytes) -> Result<Json<Va
 struct BehaviourUpdate {
     list_lag_ms: Option<u64>,
     create_delay_ms: Option<u64>,
+    change_delay_ms: Option<u64>,
     refuse_duplicate_names: Option<bool>,
     deleted_reads: Option<String>,
     error_shape: Option<String>,
@@ -270,6 +329,7 @@ fn behaviour_json(settings: &Settings) -> Json<Value> {
     Json(json!({
         "listLagMs": millis(behaviour.list_lag),
         "createDelayMs": millis(behaviour.create_delay),
+        "changeDelayMs": millis(behaviour.change_delay),
         "refuseDuplicateNames": behaviour.refuse_duplicate_names,
         "deletedReads": behaviour.deleted_reads.as_str(),
         "errorShape": behaviour.error_shape.as_str(),
@@ -326,6 +386,9 @@ async fn update_behaviour(State(app): State<App>, body: Bytes) -> Result<Json<Va
         }
         if let Some(ms) = update.create_delay_ms {
             behaviour.create_delay = Duration::from_millis(ms);
+        }
+        if let Some(ms) = update.change_delay_ms {
+            behaviour.change_delay = Duration::from_millis(ms);
         }
         if let Some(on) = update.refuse_duplicate_names {
             behaviour.refuse_duplicate_names = on;

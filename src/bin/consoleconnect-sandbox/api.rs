@@ -1,4 +1,5 @@
-//! The public API under `/api`, as far as ordering Oracle connections needs it.
+//! The public API under `/api`, as far as ordering Oracle connections and changing their speed
+//! and name needs it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use serde_json::{Value, json};
 
 use crate::config::{CompanyConfig, ConnectionShape, MetroConfig, PortConfig};
 use crate::error::{ApiError, reshape};
-use crate::state::{AppState, Search, normalise_status, port_capacity, timestamp};
-use crate::validate::validate;
+use crate::state::{AppState, ChangeRefusal, Search, normalise_status, port_capacity, timestamp};
+use crate::validate::{change_body, update_body, validate};
 
 type App = Arc<AppState>;
 
@@ -27,9 +28,13 @@ const CONNECTION_V2: &str = "/api/v2/company/{company}/connections/{id}";
 const CONNECTIONS_V2: &str = "/api/v2/company/{company}/connections";
 const CONNECTION_V1: &str = "/api/company/{company}/connections/{id}";
 const CONNECTIONS_V1: &str = "/api/company/{company}/connections";
+const CHANGE: &str = "/api/company/{company}/connections/{id}/change";
+
+/// What a read-only key lacks for the day-2 calls.
+const UPDATE_ACTION: &str = "network:UpdateConnection";
 
 /// Stats label, method and route of every endpoint; the labels match the client's `Endpoint`.
-pub const ENDPOINTS: [(&str, Method, &str); 8] = [
+pub const ENDPOINTS: [(&str, Method, &str); 11] = [
     ("list_ports", Method::GET, PORTS),
     ("oracle_metros", Method::GET, METROS),
     ("create_layer2", Method::PUT, CREATE),
@@ -38,6 +43,9 @@ pub const ENDPOINTS: [(&str, Method, &str); 8] = [
     ("delete_connection", Method::DELETE, CONNECTION_V2),
     ("get_connection_v1", Method::GET, CONNECTION_V1),
     ("list_connections", Method::GET, CONNECTIONS_V1),
+    ("update_connection", Method::POST, CONNECTION_V2),
+    ("change_request", Method::PUT, CHANGE),
+    ("withdraw_change", Method::DELETE, CHANGE),
 ];
 
 /// Stats label of requests to `/api` that match no endpoint.
@@ -59,7 +67,13 @@ pub fn router(app: App) -> Router<App> {
         .route(PORTS, get(list_ports))
         .route(METROS, get(oracle_metros))
         .route(CREATE, put(create_layer2))
-        .route(CONNECTION_V2, get(get_connection).delete(delete_connection))
+        .route(
+            CONNECTION_V2,
+            get(get_connection)
+                .delete(delete_connection)
+                .post(update_connection),
+        )
+        .route(CHANGE, put(change_request).delete(withdraw_change))
         .route(CONNECTIONS_V2, get(search_connections))
         .route(CONNECTION_V1, get(get_connection))
         .route(CONNECTIONS_V1, get(list_connections))
@@ -224,10 +238,8 @@ fn create(app: &AppState, caller: &Caller, company: &str, body: &[u8]) -> Result
     let owner = authorize(app, caller, company)?;
     let resource = format!("company/{}/connections", owner.id);
     authorize_write(caller, "network:CreateConnection", &resource)?;
-    let value: Value = serde_json::from_slice(body).map_err(|err| {
-        ApiError::bad_request(format!("The request body is not valid JSON: {err}"))
-    })?;
-    let order = validate(&app.fixtures, company, &value).map_err(ApiError::bad_request)?;
+    let order =
+        validate(&app.fixtures, company, &json_body(body)?).map_err(ApiError::bad_request)?;
     let connection = app.insert(company, order).map_err(ApiError::bad_request)?;
     tracing::info!(
         company,
@@ -251,6 +263,11 @@ fn lose_response_maybe(
         return (err.status(), id, err.into_response());
     }
     (StatusCode::OK, id, Json(connection).into_response())
+}
+
+fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|err| ApiError::bad_request(format!("The request body is not valid JSON: {err}")))
 }
 
 /// The body as JSON for the stats, or as text when it is not JSON.
@@ -348,6 +365,108 @@ fn connection_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Connection '{id}' not found"))
 }
 
+/// Checks that `caller` may change connection `id` of `company`: scope, then write access.
+fn authorize_change(
+    app: &AppState,
+    caller: &Caller,
+    company: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    let owner = authorize(app, caller, company)?;
+    let resource = format!("company/{}/connections/{id}", owner.id);
+    authorize_write(caller, UPDATE_ACTION, &resource)
+}
+
+fn change_refused(id: &str, refusal: ChangeRefusal) -> ApiError {
+    match refusal {
+        ChangeRefusal::NotFound => connection_not_found(id),
+        ChangeRefusal::Invalid(message) => ApiError::bad_request(message),
+    }
+}
+
+/// "Update a connection": a lower speed and/or a new name, applied at once.
+async fn update_connection(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path((company, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    authorize_change(&app, &caller, &company, &id)?;
+    let update = update_body(&json_body(&body)?).map_err(ApiError::bad_request)?;
+    let connection = app
+        .update(&company, &id, &update)
+        .map_err(|refusal| change_refused(&id, refusal))?;
+    tracing::info!(
+        company,
+        id,
+        speed = update.speed,
+        name = update.name,
+        "connection updated"
+    );
+    Ok(Json(connection))
+}
+
+/// "Create or update a change request" for a new speed.
+async fn change_request(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path((company, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let received_at = jiff::Timestamp::now();
+    let outcome = request_change(&app, &caller, &company, &id, &body);
+    let status = outcome
+        .as_ref()
+        .map_or_else(ApiError::status, |_| StatusCode::OK);
+    app.record_change(json!({
+        "receivedAt": timestamp(received_at),
+        "company": company,
+        "connectionId": id,
+        "status": status.as_u16(),
+        "body": received_body(&body),
+    }));
+    let connection = match outcome {
+        Ok(connection) => connection,
+        Err(err) => return err.into_response(),
+    };
+    // The change is stored; only the answer is late.
+    let delay = app.settings().behaviour.change_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    Json(connection).into_response()
+}
+
+fn request_change(
+    app: &AppState,
+    caller: &Caller,
+    company: &str,
+    id: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    authorize_change(app, caller, company, id)?;
+    let speed = change_body(&json_body(body)?).map_err(ApiError::bad_request)?;
+    let connection = app
+        .request_change(company, id, speed)
+        .map_err(|refusal| change_refused(id, refusal))?;
+    tracing::info!(company, id, speed, "change requested");
+    Ok(connection)
+}
+
+/// "Reject or cancel a change request", on the side that proposed it: WITHDRAWN.
+async fn withdraw_change(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path((company, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    authorize_change(&app, &caller, &company, &id)?;
+    let connection = app
+        .withdraw_change(&company, &id)
+        .map_err(|refusal| change_refused(&id, refusal))?;
+    tracing::info!(company, id, "change request withdrawn");
+    Ok(Json(connection))
+}
+
 /// A port; `used` is the Mbps its live connections take.
 fn port_json(company: &CompanyConfig, port: &PortConfig, used: u64) -> Value {
     let speed_name = port
@@ -440,7 +559,17 @@ mod tests {
             endpoint_label(&Method::GET, Some(CONNECTIONS_V2)),
             "search_connections"
         );
-        assert_eq!(endpoint_label(&Method::POST, Some(ENDPOINTS[3].2)), OTHER);
+        assert_eq!(
+            endpoint_label(&Method::POST, Some(CONNECTION_V2)),
+            "update_connection"
+        );
+        assert_eq!(endpoint_label(&Method::PUT, Some(CHANGE)), "change_request");
+        assert_eq!(
+            endpoint_label(&Method::DELETE, Some(CHANGE)),
+            "withdraw_change"
+        );
+        assert_eq!(endpoint_label(&Method::POST, Some(CHANGE)), OTHER);
+        assert_eq!(endpoint_label(&Method::POST, Some(CONNECTION_V1)), OTHER);
         assert_eq!(endpoint_label(&Method::GET, None), OTHER);
     }
 

@@ -178,6 +178,8 @@ pub struct Behaviour {
     pub list_lag: Duration,
     /// A successful create is stored at once but answered this much later.
     pub create_delay: Duration,
+    /// A successful change request is stored at once but answered this much later.
+    pub change_delay: Duration,
     /// Refuse a create whose name a live connection of the company already has.
     pub refuse_duplicate_names: bool,
     pub deleted_reads: DeletedReads,
@@ -191,6 +193,7 @@ impl Behaviour {
         Behaviour {
             list_lag: Duration::ZERO,
             create_delay: Duration::ZERO,
+            change_delay: Duration::ZERO,
             refuse_duplicate_names: false,
             deleted_reads: DeletedReads::default(),
             error_shape: ErrorShape::default(),

@@ -2,12 +2,15 @@
 //!
 //! It serves the endpoints the operator uses with the reference's JSON shapes (or the published
 //! spec example's), validates Layer 2 creates by the reference's rules, moves connections
-//! through CREATING → PENDING → ACTIVE on a timer, cancels or deletes them asynchronously, and
-//! offers `/_sandbox` admin endpoints to approve, deny, fail or delete connections, seed many,
-//! inject faults, switch behaviours and read request statistics.
+//! through CREATING → PENDING → ACTIVE on a timer, cancels or deletes them asynchronously,
+//! changes their speed and name the way the spec allows (reductions at once, increases through
+//! change requests Oracle approves), and offers `/_sandbox` admin endpoints to approve, deny,
+//! fail, edit or delete connections, decide change requests, seed many, inject faults, switch
+//! behaviours and read request statistics.
 
 mod admin;
 mod api;
+mod change;
 mod config;
 mod error;
 mod state;
@@ -45,9 +48,13 @@ Public API (Authorization: Bearer <key>):
   GET    /api/v2/company/{company}/connections/{id}
   GET    /api/v2/company/{company}/connections?page=1&count=20&status=ACTIVE
   DELETE /api/v2/company/{company}/connections/{id}
+  POST   /api/v2/company/{company}/connections/{id}   (update: lower speed, rename)
+  PUT    /api/company/{company}/connections/{id}/change   (change request: {\"speed\": N})
+  DELETE /api/company/{company}/connections/{id}/change   (withdraw the pending change)
   GET    /api/company/{company}/connections[/{id}]   (older paths: unpaged list, read by id)
 Admin API (no auth): /_sandbox/stats, /_sandbox/reset-stats, /_sandbox/reset,
-  /_sandbox/connections[/{id}[/activate|/deny|/error|/status|/delete]], /_sandbox/seed,
+  /_sandbox/connections[/{id}[/activate|/deny|/error|/status|/delete|/edit]],
+  /_sandbox/connections/{id}/change/approve|reject, /_sandbox/seed,
   /_sandbox/faults, /_sandbox/lifecycle, /_sandbox/behaviour. See docs/sandbox.md.";
 
 #[derive(Debug, Parser)]
@@ -136,6 +143,11 @@ struct Args {
     #[arg(long, env = "SANDBOX_CREATE_DELAY", value_parser = parse_duration, value_name = "DURATION", default_value = "0")]
     create_delay: Duration,
 
+    /// A valid change request is stored at once (its approval clock starts) but answered this
+    /// much later.
+    #[arg(long, env = "SANDBOX_CHANGE_DELAY", value_parser = parse_duration, value_name = "DURATION", default_value = "0")]
+    change_delay: Duration,
+
     /// Refuse (400) a create whose name a connection of the company that is neither DELETED
     /// nor CANCELLED already has.
     #[arg(
@@ -201,6 +213,7 @@ impl Args {
         override_with(&mut behaviour.search_max_count, self.search_max_count);
         behaviour.list_lag = self.list_lag;
         behaviour.create_delay = self.create_delay;
+        behaviour.change_delay = self.change_delay;
         behaviour.refuse_duplicate_names = self.refuse_duplicate_names;
         behaviour.deleted_reads = self.deleted_reads;
         behaviour.error_shape = self.error_shape;
@@ -366,6 +379,8 @@ mod tests {
             "2s",
             "--create-delay",
             "500ms",
+            "--change-delay",
+            "2s",
             "--refuse-duplicate-names",
             "--deleted-reads",
             "show",
@@ -378,6 +393,7 @@ mod tests {
         assert_eq!(behaviour.search_max_count, 7);
         assert_eq!(behaviour.list_lag, Duration::from_secs(2));
         assert_eq!(behaviour.create_delay, Duration::from_millis(500));
+        assert_eq!(behaviour.change_delay, Duration::from_secs(2));
         assert!(behaviour.refuse_duplicate_names);
         assert_eq!(behaviour.deleted_reads, DeletedReads::Show);
         assert_eq!(behaviour.error_shape, ErrorShape::Message);

@@ -1,7 +1,7 @@
 //! Everything the sandbox remembers: fixtures, settings, connections and request statistics.
 //!
-//! Connection statuses are computed when read, from the creation time and the delays captured
-//! at creation, so thousands of connections cost no timers.
+//! Connection statuses (and change-request approvals) are computed when read, from the creation
+//! time and the delays captured at creation, so thousands of connections cost no timers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -10,11 +10,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use crate::change::{
+    ChangePlan, ChangeRequest, ChangeStatus, ChangeView, PortRoom, plan_change, plan_speed_update,
+};
 use crate::config::{
     Behaviour, CompanyConfig, Config, ConnectionShape, DeletedReads, FaultConfig, LifecycleConfig,
     MetroConfig, PortConfig,
 };
-use crate::validate::Order;
+use crate::validate::{Order, Update};
 
 pub const CREATING: &str = "CREATING";
 pub const PENDING: &str = "PENDING";
@@ -174,30 +177,50 @@ pub struct Record {
     pub id: String,
     pub company: String,
     pub company_id: String,
+    /// What was ordered, with the name and speed it has had since (renames, decreases, approved
+    /// changes once settled, admin edits).
     pub order: Order,
     pub src_vlan: u16,
     pub dest_vlan: u16,
     pub created_at: Timestamp,
     pub phase: Phase,
+    /// When the name or speed last changed directly (update call, decrease, admin edit).
+    pub changed_at: Option<Timestamp>,
+    /// The last change request, kept after it ends.
+    pub change: Option<ChangeRequest>,
 }
 
-/// A connection's status at one moment.
+/// Where the lifecycle has a connection at one moment.
 #[derive(Debug, Clone, PartialEq)]
-pub struct View {
-    pub status: String,
-    pub updated_at: Timestamp,
-    pub error_reason: Option<String>,
+struct Stage {
+    status: String,
+    since: Timestamp,
+    error_reason: Option<String>,
 }
 
-impl View {
-    fn at(status: &str, updated_at: Timestamp) -> View {
-        View {
+impl Stage {
+    fn at(status: &str, since: Timestamp) -> Stage {
+        Stage {
             status: status.to_owned(),
-            updated_at,
+            since,
             error_reason: None,
         }
     }
+}
 
+/// A connection at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub status: String,
+    /// The latest of the status change, a direct change and the change request's last step.
+    pub updated_at: Timestamp,
+    pub error_reason: Option<String>,
+    /// Mbps in force.
+    pub speed: u64,
+    pub change: Option<ChangeView>,
+}
+
+impl View {
     pub fn is_deleted(&self) -> bool {
         self.status == DELETED
     }
@@ -209,39 +232,96 @@ impl View {
 
 impl Record {
     pub fn view(&self, now: Timestamp) -> View {
+        let stage = self.stage(now);
+        let change = self.change.as_ref().map(|c| c.view(now));
+        let updated_at = [self.changed_at, change.as_ref().map(|c| c.since)]
+            .into_iter()
+            .flatten()
+            .fold(stage.since, Timestamp::max);
+        View {
+            status: stage.status,
+            updated_at,
+            error_reason: stage.error_reason,
+            speed: self.speed_at(now),
+            change,
+        }
+    }
+
+    fn stage(&self, now: Timestamp) -> Stage {
         match &self.phase {
             Phase::Provisioning { creating, approval } => {
                 let pending_at = after(self.created_at, *creating);
                 if now < pending_at {
-                    return View::at(CREATING, self.created_at);
+                    return Stage::at(CREATING, self.created_at);
                 }
                 let Some(approval) = approval else {
-                    return View::at(PENDING, pending_at);
+                    return Stage::at(PENDING, pending_at);
                 };
                 let active_at = after(pending_at, *approval);
                 if now < active_at {
-                    View::at(PENDING, pending_at)
+                    Stage::at(PENDING, pending_at)
                 } else {
-                    View::at(ACTIVE, active_at)
+                    Stage::at(ACTIVE, active_at)
                 }
             }
             Phase::Fixed {
                 status,
                 since,
                 error_reason,
-            } => View {
+            } => Stage {
                 status: status.clone(),
-                updated_at: *since,
+                since: *since,
                 error_reason: error_reason.clone(),
             },
             Phase::Deleting { since, delay } => {
                 let deleted_at = after(*since, *delay);
                 if now < deleted_at {
-                    View::at(DELETING, *since)
+                    Stage::at(DELETING, *since)
                 } else {
-                    View::at(DELETED, deleted_at)
+                    Stage::at(DELETED, deleted_at)
                 }
             }
+        }
+    }
+
+    /// The speed at `now`: as ordered or last changed, or the change request's once approved.
+    pub fn speed_at(&self, now: Timestamp) -> u64 {
+        self.change
+            .as_ref()
+            .filter(|c| c.auto_approved_at(now).is_some())
+            .map_or(self.order.speed, |c| c.speed)
+    }
+
+    /// The speed a change request still PENDING at `now` asks for.
+    pub fn pending_speed(&self, now: Timestamp) -> Option<u64> {
+        self.change
+            .as_ref()
+            .filter(|c| c.is_pending(now))
+            .map(|c| c.speed)
+    }
+
+    /// Mbps the connection holds on its port at `now` while live: a pending increase reserves
+    /// its bandwidth as soon as it is requested.
+    fn reserved_at(&self, now: Timestamp) -> u64 {
+        self.speed_at(now).max(self.pending_speed(now).unwrap_or(0))
+    }
+
+    /// Makes an automatic approval that has happened by `now` explicit, so the record can be
+    /// changed from there.
+    fn settle(&mut self, now: Timestamp) {
+        if let Some(change) = &mut self.change
+            && let Some(approved_at) = change.auto_approved_at(now)
+        {
+            change.end(ChangeStatus::Approved, approved_at);
+            self.order.speed = change.speed;
+        }
+    }
+
+    /// A connection that goes away takes its pending change request with it.
+    fn withdraw_pending_change(&mut self, now: Timestamp) {
+        self.settle(now);
+        if let Some(change) = self.change.as_mut().filter(|c| c.is_pending(now)) {
+            change.end(ChangeStatus::Withdrawn, now);
         }
     }
 
@@ -261,7 +341,7 @@ impl Record {
             "updatedAt": timestamp(view.updated_at),
             "deleted": view.is_deleted(),
             "deletedAt": view.deleted_at(),
-            "speed": {"value": order.speed, "name": format!("{} Mbps", order.speed)},
+            "speed": {"value": view.speed, "name": format!("{} Mbps", view.speed)},
             "subconnections": [],
             "vlan": {"srcVlan": self.src_vlan, "destVlan": self.dest_vlan},
             "srcVlanRequest": order.src_vlan,
@@ -280,34 +360,49 @@ impl Record {
             "durationUnit": order.duration_unit,
             "evergreen": order.evergreen.unwrap_or(false),
         });
-        if shape == ConnectionShape::Spec
-            && let Some(object) = json.as_object_mut()
-        {
-            object.remove("srcPortId");
-            object.remove("destMetroId");
-            let pending = normalise_status(&view.status) == PENDING;
-            let spec = json!({
-                "destCompany": [{"id": ORACLE_COMPANY_ID}],
-                "destMetro": [{"id": order.dest_metro_id}],
-                "port": [{"id": order.port_id}, {"companyId": self.company_id}],
-                "vlan": [{"id": null}, {"service": null}, {"customer": []}],
-                "srcVlan": self.src_vlan,
-                "destVlan": self.dest_vlan,
-                "request": if pending {
-                    json!([{"status": PENDING}, {"speed": order.speed}])
-                } else {
-                    json!([])
-                },
-            });
-            if let Value::Object(spec) = spec {
-                object.extend(spec);
+        let Some(object) = json.as_object_mut() else {
+            return json;
+        };
+        match shape {
+            ConnectionShape::Reference => {
+                if let Some(change) = &view.change {
+                    object.insert("request".into(), change.reference_json());
+                }
+            }
+            ConnectionShape::Spec => {
+                object.remove("srcPortId");
+                object.remove("destMetroId");
+                let spec = json!({
+                    "destCompany": [{"id": ORACLE_COMPANY_ID}],
+                    "destMetro": [{"id": order.dest_metro_id}],
+                    "port": [{"id": order.port_id}, {"companyId": self.company_id}],
+                    "vlan": [{"id": null}, {"service": null}, {"customer": []}],
+                    "srcVlan": self.src_vlan,
+                    "destVlan": self.dest_vlan,
+                    "request": spec_request(view, &order.dest_metro_id),
+                });
+                if let Value::Object(spec) = spec {
+                    object.extend(spec);
+                }
             }
         }
         json
     }
 }
 
-fn after(at: Timestamp, delay: Duration) -> Timestamp {
+/// `request` in the spec shape: the change request if there is one, else the connection
+/// request while it waits for approval, else `[]`.
+fn spec_request(view: &View, dest_metro_id: &str) -> Value {
+    if let Some(change) = &view.change {
+        return change.spec_json(dest_metro_id);
+    }
+    if normalise_status(&view.status) == PENDING {
+        return json!([{"status": PENDING}, {"speed": view.speed}]);
+    }
+    json!([])
+}
+
+pub fn after(at: Timestamp, delay: Duration) -> Timestamp {
     at.checked_add(delay).unwrap_or(Timestamp::MAX)
 }
 
@@ -321,12 +416,31 @@ pub enum AdminRefusal {
     NotFound,
     Deleted,
     BeingDeleted,
+    /// An approval or rejection with no change request PENDING.
+    NothingPending,
+}
+
+/// Why a day-2 call (update, change request, withdrawal) was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChangeRefusal {
+    /// 404 like the read: unknown, another company's, or DELETED.
+    NotFound,
+    /// 400 with this message.
+    Invalid(String),
+}
+
+impl From<String> for ChangeRefusal {
+    fn from(message: String) -> ChangeRefusal {
+        ChangeRefusal::Invalid(message)
+    }
 }
 
 #[derive(Default)]
 pub struct Stats {
     counts: BTreeMap<String, BTreeMap<u16, u64>>,
     creates: Vec<Value>,
+    /// Change requests (`PUT .../change`) received, like `creates`.
+    changes: Vec<Value>,
 }
 
 /// A paged search: `status` already normalised, `count` already clamped.
@@ -392,17 +506,12 @@ impl AppState {
         let company_id = self.company_id(company);
         let now = Timestamp::now();
         let mut connections = lock(&self.connections);
-        let mine = || connections.values().filter(|r| r.company == company);
-        if settings.behaviour.refuse_duplicate_names
-            && mine().any(|r| r.order.name == order.name && uses_name(&r.view(now).status))
-        {
-            return Err(format!(
-                "Connection name '{}' is already in use",
-                order.name
-            ));
+        if settings.behaviour.refuse_duplicate_names {
+            refuse_name_in_use(&connections, company, &order.name, None, now)?;
         }
         if let Some((_, port)) = self.fixtures.port(&order.port_id) {
-            let used = usage_on(mine(), &order.port_id, now);
+            let mine = connections.values().filter(|r| r.company == company);
+            let used = usage_on(mine, &order.port_id, now);
             let remaining = port_capacity(port).saturating_sub(used);
             if order.speed > remaining {
                 return Err(format!(
@@ -424,12 +533,16 @@ impl AppState {
                 creating: lifecycle.creating_delay,
                 approval,
             },
+            changed_at: None,
+            change: None,
         };
         // Like the reference's create response, the answer always says CREATING.
-        let json = record.to_json(
-            &View::at(CREATING, record.created_at),
-            settings.behaviour.connection_shape,
-        );
+        let view = View {
+            status: CREATING.to_owned(),
+            updated_at: record.created_at,
+            ..record.view(now)
+        };
+        let json = record.to_json(&view, settings.behaviour.connection_shape);
         connections.insert(id, record);
         Ok(json)
     }
@@ -449,7 +562,7 @@ impl AppState {
         for record in connections.values().filter(|r| r.company == company) {
             if uses_capacity(&record.view(now).status) {
                 let used = usage.entry(record.order.port_id.clone()).or_default();
-                *used = used.saturating_add(record.order.speed);
+                *used = used.saturating_add(record.reserved_at(now));
             }
         }
         usage
@@ -519,13 +632,17 @@ impl AppState {
         }
         match delete_action(&view.status) {
             DeleteAction::Cancel => {
+                record.withdraw_pending_change(now);
                 record.phase = Phase::Fixed {
                     status: CANCELLED.to_owned(),
                     since: now,
                     error_reason: None,
                 }
             }
-            DeleteAction::Delete => record.phase = Phase::Deleting { since: now, delay },
+            DeleteAction::Delete => {
+                record.withdraw_pending_change(now);
+                record.phase = Phase::Deleting { since: now, delay }
+            }
             DeleteAction::Nothing => {}
         }
         let view = record.view(now);
@@ -597,6 +714,8 @@ impl AppState {
                     since: created_at,
                     error_reason: None,
                 },
+                changed_at: None,
+                change: None,
             };
             connections.insert(id.clone(), record);
             ids.push(id);
@@ -637,11 +756,182 @@ impl AppState {
         if view.status == DELETING && !out_of_band {
             return Err(AdminRefusal::BeingDeleted);
         }
+        if !uses_capacity(status) {
+            record.withdraw_pending_change(now);
+        }
         record.phase = Phase::Fixed {
             status: status.to_owned(),
             since: now,
             error_reason,
         };
+        Ok(admin_json(record, now))
+    }
+
+    /// The update call: a lower speed and/or a new name, applied at once. The speed of a
+    /// connection to another company can only be reduced here.
+    pub fn update(&self, company: &str, id: &str, update: &Update) -> Result<Value, ChangeRefusal> {
+        let behaviour = self.settings().behaviour;
+        let now = Timestamp::now();
+        let mut connections = lock(&self.connections);
+        let record = own_live(&connections, company, id, now)?;
+        let view = record.view(now);
+        if [DELETING, CANCELLED].contains(&normalise_status(&view.status).as_str()) {
+            return Err(ChangeRefusal::Invalid(format!(
+                "connection {id} cannot change while it is {}",
+                view.status
+            )));
+        }
+        let pending = record.pending_speed(now).is_some();
+        let speed = match update.speed {
+            Some(speed) if plan_speed_update(view.speed, pending, speed, company, id)? => {
+                Some(speed)
+            }
+            _ => None,
+        };
+        let name = update
+            .name
+            .clone()
+            .filter(|name| *name != record.order.name);
+        if let Some(name) = &name
+            && behaviour.refuse_duplicate_names
+        {
+            refuse_name_in_use(&connections, company, name, Some(id), now)?;
+        }
+        let record = connections.get_mut(id).ok_or(ChangeRefusal::NotFound)?;
+        record.settle(now);
+        if speed.is_some() || name.is_some() {
+            record.changed_at = Some(now);
+        }
+        if let Some(speed) = speed {
+            record.order.speed = speed;
+        }
+        if let Some(name) = name {
+            record.order.name = name;
+        }
+        Ok(record.to_json(&record.view(now), behaviour.connection_shape))
+    }
+
+    /// A change request for `speed` on an ACTIVE connection: a decrease applies at once, an
+    /// increase waits for Oracle (approved automatically after the approval delay unless
+    /// approval is manual) and reserves its bandwidth meanwhile.
+    pub fn request_change(
+        &self,
+        company: &str,
+        id: &str,
+        speed: u64,
+    ) -> Result<Value, ChangeRefusal> {
+        let settings = self.settings();
+        let lifecycle = settings.lifecycle;
+        let approval = (!lifecycle.manual_approval).then_some(lifecycle.approval_delay);
+        let now = Timestamp::now();
+        let mut connections = lock(&self.connections);
+        let record = own_live(&connections, company, id, now)?;
+        let view = record.view(now);
+        if normalise_status(&view.status) != ACTIVE {
+            return Err(ChangeRefusal::Invalid(format!(
+                "a change can only be requested on an ACTIVE connection; connection {id} is {}",
+                view.status
+            )));
+        }
+        let room = self.port_room(&connections, record, view.speed, now);
+        let plan = plan_change(view.speed, record.pending_speed(now), speed, room.as_ref())?;
+        let record = connections.get_mut(id).ok_or(ChangeRefusal::NotFound)?;
+        record.settle(now);
+        let pending = record.change.as_mut().filter(|c| c.is_pending(now));
+        match (plan, pending) {
+            (ChangePlan::Decrease, pending) => {
+                record.order.speed = speed;
+                record.changed_at = Some(now);
+                if let Some(change) = pending {
+                    change.end(ChangeStatus::Withdrawn, now);
+                }
+            }
+            (ChangePlan::Request, Some(change)) => {
+                change.speed = speed;
+                change.updated_at = now;
+            }
+            (ChangePlan::Request, None) => {
+                let company_id = record.company_id.clone();
+                record.change = Some(ChangeRequest::new(speed, company_id, now, approval));
+            }
+            (ChangePlan::Unchanged, _) => {}
+        }
+        Ok(record.to_json(&record.view(now), settings.behaviour.connection_shape))
+    }
+
+    /// Withdraws the PENDING change request of a connection: it becomes WITHDRAWN.
+    pub fn withdraw_change(&self, company: &str, id: &str) -> Result<Value, ChangeRefusal> {
+        let shape = self.shape();
+        let now = Timestamp::now();
+        let mut connections = lock(&self.connections);
+        own_live(&connections, company, id, now)?;
+        let record = connections.get_mut(id).ok_or(ChangeRefusal::NotFound)?;
+        record.settle(now);
+        let change = record
+            .change
+            .as_mut()
+            .filter(|c| c.is_pending(now))
+            .ok_or_else(|| format!("no change request is pending on connection {id}"))?;
+        change.end(ChangeStatus::Withdrawn, now);
+        Ok(record.to_json(&record.view(now), shape))
+    }
+
+    /// Room on the port of `record` (at `current` Mbps) for an increase; `None` when the
+    /// fixture has no such port.
+    fn port_room(
+        &self,
+        connections: &HashMap<String, Record>,
+        record: &Record,
+        current: u64,
+        now: Timestamp,
+    ) -> Option<PortRoom<'_>> {
+        let (_, port) = self.fixtures.port(&record.order.port_id)?;
+        let others = connections
+            .values()
+            .filter(|r| r.company == record.company && r.id != record.id);
+        let used = usage_on(others, &port.id, now).saturating_add(current);
+        Some(PortRoom {
+            name: &port.name,
+            speed: port.speed_mbps,
+            remaining: port_capacity(port).saturating_sub(used),
+        })
+    }
+
+    /// Oracle's answer to the PENDING change request: approved (the requested speed is in
+    /// force) or rejected (the speed stays).
+    pub fn decide_change(&self, id: &str, approve: bool) -> Result<Value, AdminRefusal> {
+        let now = Timestamp::now();
+        let mut connections = lock(&self.connections);
+        let record = admin_changeable(&mut connections, id, now, true)?;
+        record.settle(now);
+        let change = record
+            .change
+            .as_mut()
+            .filter(|c| c.is_pending(now))
+            .ok_or(AdminRefusal::NothingPending)?;
+        if approve {
+            change.end(ChangeStatus::Approved, now);
+            record.order.speed = change.speed;
+        } else {
+            change.end(ChangeStatus::Rejected, now);
+        }
+        Ok(admin_json(record, now))
+    }
+
+    /// Changes the speed and/or name directly, as in the Console Connect portal: no rule is
+    /// checked (tests use it to make drift).
+    pub fn edit(&self, id: &str, edit: &Update) -> Result<Value, AdminRefusal> {
+        let now = Timestamp::now();
+        let mut connections = lock(&self.connections);
+        let record = admin_changeable(&mut connections, id, now, false)?;
+        record.settle(now);
+        if let Some(speed) = edit.speed {
+            record.order.speed = speed;
+        }
+        if let Some(name) = &edit.name {
+            record.order.name.clone_from(name);
+        }
+        record.changed_at = Some(now);
         Ok(admin_json(record, now))
     }
 
@@ -659,6 +949,10 @@ impl AppState {
         lock(&self.stats).creates.push(entry);
     }
 
+    pub fn record_change(&self, entry: Value) {
+        lock(&self.stats).changes.push(entry);
+    }
+
     pub fn reset_stats(&self) {
         *lock(&self.stats) = Stats::default();
     }
@@ -674,7 +968,12 @@ impl AppState {
             })
             .collect();
         let total: u64 = stats.counts.values().flat_map(|m| m.values()).sum();
-        json!({"counts": counts, "totalRequests": total, "creates": stats.creates})
+        json!({
+            "counts": counts,
+            "totalRequests": total,
+            "creates": stats.creates,
+            "changes": stats.changes,
+        })
     }
 }
 
@@ -683,16 +982,70 @@ fn uses_name(status: &str) -> bool {
     ![DELETED, CANCELLED].contains(&normalise_status(status).as_str())
 }
 
+/// The 400 message when another connection of `company` than `except` uses `name`.
+fn refuse_name_in_use(
+    connections: &HashMap<String, Record>,
+    company: &str,
+    name: &str,
+    except: Option<&str>,
+    now: Timestamp,
+) -> Result<(), String> {
+    let taken = connections.values().any(|r| {
+        r.company == company
+            && Some(r.id.as_str()) != except
+            && r.order.name == name
+            && uses_name(&r.view(now).status)
+    });
+    if taken {
+        return Err(format!("Connection name '{name}' is already in use"));
+    }
+    Ok(())
+}
+
+/// Connection `id` of `company` as the day-2 calls find it: 404 like the read when it is
+/// unknown, another company's or DELETED.
+fn own_live<'c>(
+    connections: &'c HashMap<String, Record>,
+    company: &str,
+    id: &str,
+    now: Timestamp,
+) -> Result<&'c Record, ChangeRefusal> {
+    connections
+        .get(id)
+        .filter(|r| r.company == company && !r.view(now).is_deleted())
+        .ok_or(ChangeRefusal::NotFound)
+}
+
+/// A connection an admin call may change: not DELETED and, unless `while_deleting`, not
+/// being deleted.
+fn admin_changeable<'c>(
+    connections: &'c mut HashMap<String, Record>,
+    id: &str,
+    now: Timestamp,
+    while_deleting: bool,
+) -> Result<&'c mut Record, AdminRefusal> {
+    let record = connections.get_mut(id).ok_or(AdminRefusal::NotFound)?;
+    let view = record.view(now);
+    if view.is_deleted() {
+        return Err(AdminRefusal::Deleted);
+    }
+    if view.status == DELETING && !while_deleting {
+        return Err(AdminRefusal::BeingDeleted);
+    }
+    Ok(record)
+}
+
 /// What a port offers before its connections are subtracted.
 pub fn port_capacity(port: &PortConfig) -> u64 {
     port.capacity_remaining_mbps.unwrap_or(port.speed_mbps)
 }
 
-/// Mbps taken on `port_id` by the live connections among `records`.
+/// Mbps taken on `port_id` by the live connections among `records`, pending increases
+/// included.
 fn usage_on<'r>(records: impl Iterator<Item = &'r Record>, port_id: &str, now: Timestamp) -> u64 {
     records
         .filter(|r| r.order.port_id == port_id && uses_capacity(&r.view(now).status))
-        .fold(0, |sum, r| sum.saturating_add(r.order.speed))
+        .fold(0, |sum, r| sum.saturating_add(r.reserved_at(now)))
 }
 
 fn admin_json(record: &Record, now: Timestamp) -> Value {
@@ -737,6 +1090,8 @@ mod tests {
             dest_vlan: 20,
             created_at,
             phase,
+            changed_at: None,
+            change: None,
         }
     }
 
@@ -884,13 +1239,91 @@ mod tests {
             (Some(10), Some(20))
         );
         assert!(spec["vlan"].is_array());
-        let deleted = View::at(DELETED, t0);
+        let deleted = View {
+            status: DELETED.into(),
+            ..view
+        };
         let gone = r.to_json(&deleted, ConnectionShape::Spec);
         assert_eq!(gone["request"], json!([]));
         assert_eq!(
             (gone["deleted"].as_bool(), gone["deletedAt"].as_str()),
             (Some(true), Some("2024-01-01T00:00:00.000Z"))
         );
+    }
+
+    fn active_since(t0: Timestamp) -> Record {
+        record(
+            Phase::Fixed {
+                status: ACTIVE.into(),
+                since: t0,
+                error_reason: None,
+            },
+            t0,
+        )
+    }
+
+    #[test]
+    fn a_pending_increase_reserves_and_its_approval_applies_it() {
+        let t0: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let mut r = active_since(t0);
+        let t1 = after(t0, secs(10));
+        r.change = Some(ChangeRequest::new(300, "c".into(), t1, Some(secs(5))));
+        let pending = r.view(after(t1, secs(1)));
+        assert_eq!(pending.speed, 100);
+        assert_eq!(pending.updated_at, t1);
+        assert_eq!(r.pending_speed(t1), Some(300));
+        assert_eq!(r.reserved_at(t1), 300);
+        let approved_at = after(t1, secs(5));
+        let approved = r.view(after(t1, secs(60)));
+        assert_eq!(approved.speed, 300);
+        assert_eq!(approved.updated_at, approved_at);
+        assert_eq!(
+            approved.change.as_ref().map(|c| c.status),
+            Some(ChangeStatus::Approved)
+        );
+        assert_eq!(r.reserved_at(after(t1, secs(60))), 300);
+        // Settling keeps what a read shows, and makes the speed the record's own.
+        r.settle(after(t1, secs(60)));
+        assert_eq!(r.order.speed, 300);
+        assert_eq!(r.view(after(t1, secs(60))), approved);
+    }
+
+    #[test]
+    fn a_decrease_reserves_nothing_and_leaving_withdraws_the_request() {
+        let t0: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let mut r = active_since(t0);
+        let t1 = after(t0, secs(10));
+        r.change = Some(ChangeRequest::new(300, "c".into(), t1, None));
+        assert_eq!(r.reserved_at(t1), 300);
+        let t2 = after(t1, secs(1));
+        r.withdraw_pending_change(t2);
+        let view = r.view(t2);
+        assert_eq!(
+            view.change.map(|c| (c.status, c.since)),
+            Some((ChangeStatus::Withdrawn, t2))
+        );
+        assert_eq!((view.speed, r.reserved_at(t2)), (100, 100));
+        assert_eq!(view.updated_at, t2);
+    }
+
+    #[test]
+    fn both_shapes_show_the_change_request() {
+        let t0: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let mut r = active_since(t0);
+        assert!(
+            r.to_json(&r.view(t0), ConnectionShape::Reference)
+                .get("request")
+                .is_none()
+        );
+        r.change = Some(ChangeRequest::new(300, "c".into(), t0, None));
+        let view = r.view(t0);
+        let reference = r.to_json(&view, ConnectionShape::Reference);
+        assert_eq!(reference["request"]["status"], "PENDING");
+        assert_eq!(reference["request"]["speed"], 300);
+        assert_eq!(reference["speed"]["value"], 100);
+        let spec = r.to_json(&view, ConnectionShape::Spec);
+        assert_eq!(spec["request"][0], json!({"status": "PENDING"}));
+        assert_eq!(spec["request"][2], json!({"speed": 300}));
     }
 
     #[test]

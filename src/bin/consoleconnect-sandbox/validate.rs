@@ -1,5 +1,6 @@
-//! The rules the reference gives for creating a Layer 2 connection, one message per failure,
-//! each naming the field at fault.
+//! The rules the reference gives for creating a Layer 2 connection, and the body rules of the
+//! day-2 calls (update, change request), one message per failure, each naming the field at
+//! fault.
 
 use serde_json::{Map, Value};
 
@@ -296,6 +297,90 @@ impl<'b> Fields<'b> {
     }
 }
 
+/// Fields the spec's update takes on connection requests only; the sandbox refuses them.
+const CONNECTION_REQUEST_FIELDS: [&str; 6] = [
+    "portId",
+    "untagged",
+    "destUntagged",
+    "destPortId",
+    "controllerId",
+    "destControllerId",
+];
+
+/// Longest name an update takes (our bound; the spec gives none).
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// A speed and name update whose body passed the rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Update {
+    pub speed: Option<u64>,
+    pub name: Option<String>,
+}
+
+/// Checks the body of `POST /api/v2/company/{c}/connections/{id}` (and of the admin edit):
+/// `speed` and/or `name`, nothing else.
+pub fn update_body(body: &Value) -> Result<Update, String> {
+    let body = body
+        .as_object()
+        .ok_or("the request body must be a JSON object")?;
+    for field in body.keys() {
+        if CONNECTION_REQUEST_FIELDS.contains(&field.as_str()) {
+            return Err(format!(
+                "'{field}' applies to connection requests only; the sandbox supports only 'speed' and 'name'"
+            ));
+        }
+        if field != "speed" && field != "name" {
+            return Err(format!(
+                "unknown field '{field}' in the request body; the sandbox supports only 'speed' and 'name'"
+            ));
+        }
+    }
+    let speed = body.get("speed").map(positive_speed).transpose()?;
+    let name = body.get("name").map(new_name).transpose()?;
+    if speed.is_none() && name.is_none() {
+        return Err(
+            "the request body must have 'speed' or 'name' (the sandbox supports only those)".into(),
+        );
+    }
+    Ok(Update { speed, name })
+}
+
+/// Checks the body of `PUT /api/company/{c}/connections/{id}/change`: `{"speed": N}` only.
+pub fn change_body(body: &Value) -> Result<u64, String> {
+    let body = body
+        .as_object()
+        .ok_or("the request body must be a JSON object")?;
+    if let Some(field) = body.keys().find(|field| *field != "speed") {
+        return Err(format!(
+            "unknown field '{field}' in the request body; a change request takes only 'speed'"
+        ));
+    }
+    body.get("speed")
+        .map(positive_speed)
+        .ok_or("'speed' is required")?
+}
+
+/// `null` is refused too: the client should leave out what it does not change.
+fn positive_speed(value: &Value) -> Result<u64, String> {
+    value
+        .as_u64()
+        .filter(|speed| *speed >= 1)
+        .ok_or_else(|| "'speed' must be a positive whole number".to_owned())
+}
+
+fn new_name(value: &Value) -> Result<String, String> {
+    let name = value.as_str().ok_or("'name' must be a string")?;
+    if name.trim().is_empty() {
+        return Err("'name' must not be empty".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!(
+            "'name' must be at most {MAX_NAME_CHARS} characters"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 #[cfg(test)]
 impl Order {
     pub fn example() -> Order {
@@ -317,6 +402,66 @@ impl Order {
             discount_code: None,
             src_region_id: None,
             dest_region_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn updates_take_speed_and_name_only() {
+        assert_eq!(
+            update_body(&json!({"speed": 50, "name": "n"})),
+            Ok(Update {
+                speed: Some(50),
+                name: Some("n".into())
+            })
+        );
+        assert_eq!(
+            update_body(&json!({"name": "n"})).map(|u| u.speed),
+            Ok(None)
+        );
+        for (body, named) in [
+            (json!({}), "'speed' or 'name'"),
+            (json!([]), "JSON object"),
+            (json!({"speed": 0}), "'speed'"),
+            (json!({"speed": "100"}), "'speed'"),
+            (json!({"speed": 1.5}), "'speed'"),
+            (json!({"speed": null}), "'speed'"),
+            (json!({"name": 7}), "'name'"),
+            (json!({"name": " "}), "'name'"),
+            (json!({"name": "x".repeat(129)}), "128"),
+            (
+                json!({"portId": "p"}),
+                "'portId' applies to connection requests only",
+            ),
+            (
+                json!({"destControllerId": "c", "speed": 5}),
+                "'destControllerId'",
+            ),
+            (json!({"colour": "red"}), "unknown field 'colour'"),
+        ] {
+            let err = update_body(&body).unwrap_err();
+            assert!(err.contains(named), "{body}: {err}");
+        }
+        assert!(update_body(&json!({"name": "x".repeat(128)})).is_ok());
+    }
+
+    #[test]
+    fn change_requests_take_a_speed_only() {
+        assert_eq!(change_body(&json!({"speed": 500})), Ok(500));
+        for (body, named) in [
+            (json!({}), "'speed' is required"),
+            (json!({"speed": -1}), "'speed'"),
+            (json!({"speed": 500, "name": "n"}), "unknown field 'name'"),
+            ("500".into(), "JSON object"),
+        ] {
+            let err = change_body(&body).unwrap_err();
+            assert!(err.contains(named), "{body}: {err}");
         }
     }
 }
