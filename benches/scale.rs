@@ -6,8 +6,7 @@
 //! `cargo bench --bench scale` (sizes from `FCO_BENCH_SIZES`, default `100,1000`; steady-state
 //! window from `FCO_BENCH_STEADY`, default 180 seconds).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use fastconnect_test_support as support;
 
 use std::{
     collections::HashMap,

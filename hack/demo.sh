@@ -112,7 +112,7 @@ cmd_up() {
   mkdir -p "$STATE"
 
   log "Building the operator and the sandbox (cargo build; quick when nothing changed)"
-  (cd "$ROOT" && cargo build --bin fastconnect-operator --bin consoleconnect-sandbox)
+  (cd "$ROOT" && cargo build -p fastconnect-operator -p consoleconnect-sandbox)
 
   local listen_on=127.0.0.1 image_ref=""
   if [ -n "$node" ]; then

@@ -119,11 +119,6 @@ pub struct Config {
     /// This replica's name in the Lease: the Pod name (downward API); hostname-pid when unset.
     #[arg(long, env = "POD_NAME")]
     pub lease_identity: Option<String>,
-
-    /// Test failpoint: exit the process right after a create call succeeds, before its status is
-    /// written, to prove that a restart orders nothing twice.
-    #[arg(long, env = "FCO_FAILPOINT_EXIT_AFTER_CREATE", hide = true)]
-    pub failpoint_exit_after_create: bool,
 }
 
 impl Config {
@@ -151,7 +146,6 @@ impl Config {
             backoff_min: self.backoff_min,
             backoff_max: self.backoff_max,
             concurrency: self.concurrency,
-            exit_after_create: self.failpoint_exit_after_create,
         }
     }
 

@@ -1,32 +1,40 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so that of several replicas only one
 //! orders and disconnects connections at a time.
 //!
-//! Why our own: kube-runtime has no leader election, and the maintained crates
-//! (kube-lease-manager, kube-leader-election, ...) are built on kube 4; taking one would put a
-//! second kube into the build. The protocol is small — the one client-go's `leaderelection`
-//! speaks, so `kubectl get lease` shows the usual fields:
+//! Why our own: kube-runtime has no leader election, and kube-lease-manager 0.13.1 (on kube 5)
+//! judges a Lease expired by comparing this node's wall clock with the `renewTime` another node
+//! wrote (`LeaseState::sync` and `is_expired` in its `src/state.rs`), so it takes the Lease from a
+//! holder that renews on time but whose clock runs behind (see docs/design.md and
+//! `kube_lease_manager_takes_a_lease_its_skewed_holder_still_renews` in `tests/leader.rs`). The
+//! protocol is small — the one client-go's `leaderelection` speaks, so `kubectl get lease` shows
+//! the usual fields:
 //!
-//! * A replica takes the Lease when it is missing (create), names nobody, or its holder let
-//!   `renewTime + leaseDurationSeconds` pass. Every write is a replace carrying the
-//!   `resourceVersion` that was read, so of two replicas racing for it exactly one wins; the
-//!   loser gets 409 and reads again.
+//! * A replica takes the Lease when it is missing (create), names nobody, or names another holder
+//!   and its record has not changed for `leaseDurationSeconds` of this replica's own time (see
+//!   below). Every write is a replace carrying the `resourceVersion` that was read, so of two
+//!   replicas racing for it exactly one wins; the loser gets 409 and reads again.
 //! * The holder renews every `renew_every` (default a third of the lease). It counts itself
 //!   leader only until `renew_deadline` (two thirds of the lease) after the start of its last
 //!   successful renewal; past that, or as soon as it sees another holder, leadership is lost.
-//!   The last third of the lease is the margin for clock skew between nodes and for stopping:
-//!   a replica that lost leadership stops before anyone else may take over.
+//!   The last third of the lease is the margin for clocks that run at slightly different rates
+//!   and for stopping: a replica that lost leadership stops before anyone else may take over.
 //! * [`Leadership::release`] clears `holderIdentity` (resourceVersion-checked), so a waiting
 //!   replica takes over at its next poll instead of after the lease expires.
 //! * [`LeaseLock::standing`] publishes where the replica stands (following whom, leading,
 //!   stopped), so that readiness and the leader metric follow the election without it knowing
 //!   about either.
 //!
-//! Expiry is judged by the wall clock against `renewTime`, as the Lease API intends; replicas
-//! whose clocks differ by more than the margin above could overlap.
+//! Expiry is judged as client-go judges it: a replica remembers the Lease's spec as it last saw
+//! it change and when, on its own monotonic clock ([`Observed`]), and another holder's Lease is
+//! free once that record has stayed the same for the lease's duration. The times written in the
+//! Lease are never compared with this node's clock, so nodes whose clocks disagree (by an hour,
+//! say) still agree on who holds it. The price: a replica that has just started, or starts
+//! watching, waits a whole lease duration before taking a Lease that names another holder,
+//! however old its `renewTime`.
 
 use std::{future::Future, time::Duration};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
     apimachinery::pkg::apis::meta::v1::MicroTime,
@@ -224,15 +232,19 @@ pub enum Standing {
     Stopped,
 }
 
-/// What a replica may do with a Lease, judged from its spec alone.
+/// What a replica may do with a Lease, judged from how it last observed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// The Lease names us: renew it.
     Ours,
-    /// Nobody holds it, or its holder let it expire: take it.
+    /// Nobody holds it, or its holder let its record stay unchanged for a lease duration: take
+    /// it.
     Free,
-    /// Someone else holds it until `until`.
-    HeldBy { holder: String, until: Timestamp },
+    /// Someone else holds it; it is free in `expires_in` unless its record changes meanwhile.
+    HeldBy {
+        holder: String,
+        expires_in: Duration,
+    },
 }
 
 /// The holder named in a Lease; an empty name (a released Lease) is nobody.
@@ -243,36 +255,58 @@ pub fn holder_of(spec: Option<&LeaseSpec>) -> Option<&str> {
         .filter(|holder| !holder.is_empty())
 }
 
-/// When a Lease expires: `renewTime` (else `acquireTime`) plus `leaseDurationSeconds` (else
-/// `default_duration`). `None` when it carries no time at all, so it cannot be live.
-pub fn expiry(spec: &LeaseSpec, default_duration: Duration) -> Option<Timestamp> {
-    let since = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?.0;
-    let duration = match spec.lease_duration_seconds {
-        Some(seconds) if seconds > 0 => SignedDuration::from_secs(i64::from(seconds)),
-        // A missing or nonsensical duration: assume ours rather than "already expired".
-        _ => SignedDuration::try_from(default_duration).unwrap_or(SignedDuration::MAX),
-    };
-    // Past the end of time still counts as live: never take a lease early.
-    Some(since.checked_add(duration).unwrap_or(Timestamp::MAX))
+/// A Lease's spec as this replica last saw it change, and when it first saw it so on its own
+/// monotonic clock: client-go's `observedRecord` and `observedTime`. How long a record has stayed
+/// the same is the one thing a replica can measure without trusting another node's clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    spec: Option<LeaseSpec>,
+    since: Instant,
 }
 
-/// Whether `identity` may hold the Lease at `now`.
+/// Notes the Lease's `spec` as read at `now`. The same record as before keeps the moment it was
+/// first seen; a changed record, or the first one read, counts from `now` whatever times it
+/// carries (so a replica that has just started waits a whole lease duration, as in client-go).
+pub fn observe(previous: Option<Observed>, spec: Option<&LeaseSpec>, now: Instant) -> Observed {
+    match previous {
+        Some(previous) if previous.spec.as_ref() == spec => previous,
+        _ => Observed {
+            spec: spec.cloned(),
+            since: now,
+        },
+    }
+}
+
+/// How long a Lease lasts unchanged: its `leaseDurationSeconds`, else `default_duration`.
+fn lease_duration(spec: Option<&LeaseSpec>, default_duration: Duration) -> Duration {
+    match spec.and_then(|spec| spec.lease_duration_seconds) {
+        Some(seconds) if seconds > 0 => Duration::from_secs(u64::from(seconds.unsigned_abs())),
+        // A missing or nonsensical duration: assume ours rather than "already expired".
+        _ => default_duration,
+    }
+}
+
+/// Whether `identity` may hold the Lease it `observed`, at `now` on the same monotonic clock.
+/// Another holder keeps it until its record has stayed unchanged for the lease's duration; its
+/// `renewTime` is not looked at, since it was written by another node's clock.
 pub fn decide(
-    spec: Option<&LeaseSpec>,
+    observed: &Observed,
     identity: &str,
-    now: Timestamp,
+    now: Instant,
     default_duration: Duration,
 ) -> Decision {
+    let spec = observed.spec.as_ref();
     let Some(holder) = holder_of(spec) else {
         return Decision::Free;
     };
     if holder == identity {
         return Decision::Ours;
     }
-    match spec.and_then(|spec| expiry(spec, default_duration)) {
-        Some(until) if now < until => Decision::HeldBy {
+    let unchanged_for = now.saturating_duration_since(observed.since);
+    match lease_duration(spec, default_duration).checked_sub(unchanged_for) {
+        Some(expires_in) if !expires_in.is_zero() => Decision::HeldBy {
             holder: holder.to_owned(),
-            until,
+            expires_in,
         },
         _ => Decision::Free,
     }
@@ -383,9 +417,12 @@ impl LeaseLock {
     /// (at worst a Lease just taken stays ours until it expires).
     pub async fn acquire(&self) -> Result<Leadership, Error> {
         let mut last_holder: Option<String> = None;
+        // The Lease as this call last saw it change. Starting with nothing, a Lease that names
+        // another replica gets a whole lease duration from the first read, whatever its times.
+        let mut observed: Option<Observed> = None;
         loop {
             let started = Instant::now();
-            match self.try_acquire().await {
+            match self.try_acquire(&mut observed).await {
                 Ok(Attempt::Held { transitions }) => {
                     info!(lease = %self.lease, holder = %self.config.identity, ?transitions, "acquired the lease; leading");
                     self.standing.send_replace(Standing::Leading);
@@ -413,20 +450,23 @@ impl LeaseLock {
         }
     }
 
-    /// Reads the Lease and takes it if it is free, expired or ours.
-    async fn try_acquire(&self) -> Result<Attempt, Error> {
+    /// Reads the Lease, notes it in `observed`, and takes it if it is free, expired or ours.
+    async fn try_acquire(&self, observed: &mut Option<Observed>) -> Result<Attempt, Error> {
         let Some(current) = self.get().await? else {
             return self.create().await;
         };
-        let now = Timestamp::now();
-        match decide(
-            current.spec.as_ref(),
-            self.identity(),
-            now,
-            self.timing.lease,
-        ) {
-            Decision::Ours | Decision::Free => self.claim(current, now).await,
-            Decision::HeldBy { holder, .. } => Ok(Attempt::HeldBy(Some(holder))),
+        // Taken once the read returned: the record was written no later than this, so counting
+        // from here never shortens the holder's lease.
+        let now = Instant::now();
+        let seen = observe(observed.take(), current.spec.as_ref(), now);
+        let decision = decide(&seen, self.identity(), now, self.timing.lease);
+        *observed = Some(seen);
+        match decision {
+            Decision::Ours | Decision::Free => self.claim(current, Timestamp::now()).await,
+            Decision::HeldBy { holder, expires_in } => {
+                debug!(lease = %self.lease, %holder, identity = %self.config.identity, ?expires_in, "the lease is held by another replica and has not expired");
+                Ok(Attempt::HeldBy(Some(holder)))
+            }
         }
     }
 
@@ -437,18 +477,12 @@ impl LeaseLock {
         let Some(current) = self.get().await? else {
             return Ok(Attempt::HeldBy(None));
         };
-        let now = Timestamp::now();
-        match decide(
-            current.spec.as_ref(),
-            self.identity(),
-            now,
-            self.timing.lease,
-        ) {
-            Decision::Ours => self.claim(current, now).await,
-            Decision::Free | Decision::HeldBy { .. } => Ok(Attempt::HeldBy(
-                holder_of(current.spec.as_ref()).map(str::to_owned),
-            )),
+        if holder_of(current.spec.as_ref()) == Some(self.identity()) {
+            return self.claim(current, Timestamp::now()).await;
         }
+        Ok(Attempt::HeldBy(
+            holder_of(current.spec.as_ref()).map(str::to_owned),
+        ))
     }
 
     async fn get(&self) -> Result<Option<Lease>, Error> {
@@ -712,52 +746,137 @@ mod tests {
         }
     }
 
+    /// `seconds` after `start` on the monotonic clock.
+    fn after(start: Instant, seconds: u64) -> Instant {
+        start + Duration::from_secs(seconds)
+    }
+
+    fn held_by_other(expires_in: u64) -> Decision {
+        Decision::HeldBy {
+            holder: "other".into(),
+            expires_in: Duration::from_secs(expires_in),
+        }
+    }
+
     #[test]
     fn a_missing_spec_or_an_empty_holder_is_free() {
-        assert_eq!(decide(None, ME, t(0), D), Decision::Free);
-        let mut spec = held("", 0, Some(15));
-        assert_eq!(decide(Some(&spec), ME, t(0), D), Decision::Free);
-        spec.holder_identity = None;
-        assert_eq!(decide(Some(&spec), ME, t(0), D), Decision::Free);
-    }
-
-    #[test]
-    fn our_own_lease_is_ours_even_when_expired() {
-        let spec = held(ME, 0, Some(15));
-        assert_eq!(decide(Some(&spec), ME, t(5), D), Decision::Ours);
-        assert_eq!(decide(Some(&spec), ME, t(100), D), Decision::Ours);
-    }
-
-    #[test]
-    fn another_holder_is_respected_until_renew_time_plus_duration() {
-        let spec = held("other", 10, Some(15));
+        let start = Instant::now();
         assert_eq!(
-            decide(Some(&spec), ME, t(24), D),
-            Decision::HeldBy {
-                holder: "other".into(),
-                until: t(25)
-            }
+            decide(&observe(None, None, start), ME, start, D),
+            Decision::Free
         );
-        assert_eq!(decide(Some(&spec), ME, t(25), D), Decision::Free);
-        assert_eq!(decide(Some(&spec), ME, t(40), D), Decision::Free);
+        let mut spec = held("", 0, Some(15));
+        let seen = observe(None, Some(&spec), start);
+        assert_eq!(decide(&seen, ME, start, D), Decision::Free);
+        spec.holder_identity = None;
+        let seen = observe(None, Some(&spec), start);
+        assert_eq!(decide(&seen, ME, start, D), Decision::Free);
+    }
+
+    #[test]
+    fn our_own_lease_is_ours_even_when_unchanged_for_long() {
+        let start = Instant::now();
+        let seen = observe(None, Some(&held(ME, 0, Some(15))), start);
+        assert_eq!(decide(&seen, ME, after(start, 5), D), Decision::Ours);
+        assert_eq!(decide(&seen, ME, after(start, 100), D), Decision::Ours);
+    }
+
+    #[test]
+    fn another_holder_is_respected_for_a_lease_duration_after_its_record_last_changed() {
+        let start = Instant::now();
+        let seen = observe(None, Some(&held("other", 10, Some(15))), start);
+        assert_eq!(decide(&seen, ME, after(start, 14), D), held_by_other(1));
+        assert_eq!(decide(&seen, ME, after(start, 15), D), Decision::Free);
+        assert_eq!(decide(&seen, ME, after(start, 40), D), Decision::Free);
+    }
+
+    #[test]
+    fn the_same_record_keeps_its_first_sighting_and_a_changed_one_starts_over() {
+        let start = Instant::now();
+        let first = observe(None, Some(&held("other", 10, Some(15))), start);
+        let again = observe(
+            Some(first.clone()),
+            Some(&held("other", 10, Some(15))),
+            after(start, 10),
+        );
+        assert_eq!(again, first, "an unchanged record is not news");
+        assert_eq!(decide(&again, ME, after(start, 15), D), Decision::Free);
+
+        let renewed = observe(
+            Some(again),
+            Some(&held("other", 15, Some(15))),
+            after(start, 12),
+        );
+        assert_eq!(decide(&renewed, ME, after(start, 20), D), held_by_other(7));
+        assert_eq!(decide(&renewed, ME, after(start, 27), D), Decision::Free);
+    }
+
+    #[test]
+    fn a_first_sighting_counts_from_now_however_old_its_renew_time() {
+        // A replica that has just started knows nothing of the holder's clock: it waits.
+        let start = Instant::now();
+        let seen = observe(None, Some(&held("other", -86_400, Some(15))), start);
+        assert_eq!(decide(&seen, ME, start, D), held_by_other(15));
+        assert_eq!(decide(&seen, ME, after(start, 15), D), Decision::Free);
+    }
+
+    #[test]
+    fn a_holder_an_hour_behind_that_keeps_renewing_is_never_taken() {
+        let start = Instant::now();
+        let mut seen = None;
+        for second in 0..60 {
+            // Its clock says an hour ago; it renews every second all the same.
+            let spec = held("other", second - 3600, Some(15));
+            let now = after(start, second.unsigned_abs());
+            let observed = observe(seen.take(), Some(&spec), now);
+            assert_eq!(decide(&observed, ME, now, D), held_by_other(15), "{second}");
+            seen = Some(observed);
+        }
+    }
+
+    #[test]
+    fn a_holder_an_hour_ahead_is_taken_a_lease_duration_after_it_stops_changing() {
+        let start = Instant::now();
+        let mut seen = None;
+        for second in 0..5 {
+            let spec = held("other", second + 3600, Some(15));
+            seen = Some(observe(
+                seen.take(),
+                Some(&spec),
+                after(start, second.unsigned_abs()),
+            ));
+        }
+        // It stopped at its renewal of second 4; its renewTime still lies an hour ahead.
+        let last = held("other", 4 + 3600, Some(15));
+        let seen = observe(seen, Some(&last), after(start, 10));
+        assert_eq!(decide(&seen, ME, after(start, 18), D), held_by_other(1));
+        assert_eq!(decide(&seen, ME, after(start, 19), D), Decision::Free);
     }
 
     #[test]
     fn a_missing_duration_falls_back_to_ours() {
-        let spec = held("other", 10, None);
-        assert_eq!(expiry(&spec, Duration::from_secs(30)), Some(t(40)));
-        let spec = held("other", 10, Some(0));
-        assert_eq!(expiry(&spec, Duration::from_secs(30)), Some(t(40)));
+        let start = Instant::now();
+        let ours = Duration::from_secs(30);
+        for seconds in [None, Some(0), Some(-5)] {
+            let seen = observe(None, Some(&held("other", 10, seconds)), start);
+            assert_eq!(
+                decide(&seen, ME, after(start, 29), ours),
+                held_by_other(1),
+                "{seconds:?}"
+            );
+            assert_eq!(decide(&seen, ME, after(start, 30), ours), Decision::Free);
+        }
     }
 
     #[test]
-    fn expiry_counts_from_the_acquire_time_without_a_renew_time() {
+    fn a_lease_without_any_time_still_waits_a_lease_duration() {
+        let start = Instant::now();
         let mut spec = held("other", 10, Some(15));
         spec.renew_time = None;
-        assert_eq!(expiry(&spec, D), Some(t(15)));
         spec.acquire_time = None;
-        assert_eq!(expiry(&spec, D), None);
-        assert_eq!(decide(Some(&spec), ME, t(0), D), Decision::Free);
+        let seen = observe(None, Some(&spec), start);
+        assert_eq!(decide(&seen, ME, start, D), held_by_other(15));
+        assert_eq!(decide(&seen, ME, after(start, 15), D), Decision::Free);
     }
 
     #[test]
@@ -802,7 +921,9 @@ mod tests {
         let spec = released(&held(ME, 10, Some(15)), t(12));
         assert_eq!(holder_of(Some(&spec)), None);
         assert_eq!(spec.lease_transitions, Some(4));
-        assert_eq!(decide(Some(&spec), "other", t(12), D), Decision::Free);
+        let start = Instant::now();
+        let seen = observe(None, Some(&spec), start);
+        assert_eq!(decide(&seen, "other", start, D), Decision::Free);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! [`telemetry`] and [`config`].
 
 pub mod config;
-pub mod consoleconnect;
+/// The Console Connect client, a crate of its own (no Kubernetes in it); re-exported so that
+/// the operator and its tests name it as before.
+pub use consoleconnect;
 pub mod controller;
 pub mod crd;
 pub mod leader;

@@ -18,6 +18,9 @@ use tracing::{error, info, warn};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Test hooks, from FAILPOINTS; compiled in only with the `failpoints` feature.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let config = Config::parse();
     if let Err(error) = telemetry::init(&config.log_level, config.log_format) {
         eprintln!("invalid --log-level {:?}: {error}", config.log_level);

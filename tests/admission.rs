@@ -1,7 +1,7 @@
 //! Admission: every schema and CEL rule of the CRD, exercised with `kubectl apply` against the
 //! real API server. Each bad object must be refused with a message that says what to fix.
 
-mod support;
+use fastconnect_test_support as support;
 
 use std::{io::Write, process::Stdio, sync::OnceLock};
 

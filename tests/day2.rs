@@ -2,7 +2,7 @@
 //! Console Connect and Oracle, and the operator binary. Speed through the update call and
 //! change requests, renames, drift, the pause annotation and observe-only.
 
-mod support;
+use fastconnect_test_support as support;
 
 use std::sync::{Arc, Mutex};
 

@@ -3,7 +3,7 @@
 //! names refused as in use, asynchronous deletes, requests that end CANCELLED. Real control
 //! plane, sandbox over HTTP, the operator binary as its own process.
 
-mod support;
+use fastconnect_test_support as support;
 
 use std::{
     sync::{

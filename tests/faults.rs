@@ -4,7 +4,7 @@
 //!
 //! `FCO_FAULT_RESOURCES` sets the size (50 in CI; larger on demand).
 
-mod support;
+use fastconnect_test_support as support;
 
 use std::{
     sync::{

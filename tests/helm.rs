@@ -5,7 +5,7 @@
 //!
 //! Run with `eval "$(hack/testenv.sh env)"; cargo test --test helm` (helm and kubectl on PATH).
 
-mod support;
+use fastconnect_test_support as support;
 
 use std::{collections::BTreeSet, io::Write, path::Path, time::Duration};
 
@@ -53,11 +53,9 @@ fn template(release: &str, namespace: &str, sets: &[&str]) -> String {
 
 /// The documents of a multi-document YAML stream, empty ones left out.
 fn documents(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|doc| {
-            let value: Value = serde::Deserialize::deserialize(doc).expect("rendered YAML parses");
-            value
-        })
+    serde_saphyr::from_multiple::<Value>(yaml)
+        .expect("rendered YAML parses")
+        .into_iter()
         .filter(|v| !v.is_null())
         .collect()
 }
@@ -139,7 +137,7 @@ fn chart_crd_is_byte_identical_to_the_generated_crd() {
 
 #[test]
 fn chart_app_version_is_the_crate_version() {
-    let chart: Value = serde_yaml::from_str(
+    let chart: Value = serde_saphyr::from_str(
         &std::fs::read_to_string(repo_path(&format!("{CHART}/Chart.yaml"))).unwrap(),
     )
     .unwrap();
@@ -728,7 +726,7 @@ fn token_kubeconfig(token: &str) -> tempfile::NamedTempFile {
         "current-context": "operator",
     });
     let mut file = tempfile::NamedTempFile::new().expect("temp kubeconfig");
-    file.write_all(serde_yaml::to_string(&config).unwrap().as_bytes())
+    file.write_all(serde_saphyr::to_string(&config).unwrap().as_bytes())
         .unwrap();
     file.flush().unwrap();
     file

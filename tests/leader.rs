@@ -1,27 +1,41 @@
-//! Leader election against the real control plane: two electors in one process on one Lease,
-//! then two operator processes where only the leader may order anything, both are ready, and
+//! Leader election against the real control plane: two electors in one process on one Lease; a
+//! holder whose clock runs an hour behind, against our lock and against kube-lease-manager; then
+//! two operator processes where only the leader may order anything, both are ready, and
 //! `fastconnect_leader` says which one leads.
 
-mod support;
+use fastconnect_test_support as support;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use fastconnect_operator::{
     crd::{FastConnectConnection, Phase},
     leader::{LeaseConfig, LeaseLock, Standing},
 };
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::{
+    api::coordination::v1::{Lease, LeaseSpec},
+    apimachinery::pkg::apis::meta::v1::MicroTime,
+};
 use kube::{
     Api, Client, CustomResourceExt,
-    api::{Patch, PatchParams, PostParams},
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
+use kube_lease_manager::{LeaseCreateMode, LeaseManagerBuilder};
 use serde_json::json;
 use support::{
     cluster, fixtures,
     operator::Operator,
     sandbox::{self, Sandbox},
 };
+use tokio::{
+    sync::{oneshot, watch},
+    task::JoinHandle,
+    time::MissedTickBehavior,
+};
+use tracing_subscriber::EnvFilter;
 
 const WAIT: Duration = Duration::from_secs(60);
 const OCID: &str = "ocid1.virtualcircuit.oc1.ap-hongkong-1.aaaaaaaatestcircuitleader0001";
@@ -174,6 +188,313 @@ async fn leadership_is_lost_when_another_replica_holds_the_lease() {
         holder(&lease(&client, &ns, "lock").await).as_deref(),
         Some("intruder")
     );
+}
+
+// ---- A holder whose clock runs an hour behind ----
+
+/// The other replica's identity.
+const OTHER: &str = "other";
+/// How far the other replica's clock runs behind ours.
+const SKEW: SignedDuration = SignedDuration::from_hours(1);
+/// How often it renews: a third of the lease, as ours do.
+const SKEWED_RENEW_EVERY: Duration = Duration::from_secs(1);
+/// The longest our lock waits between two reads of a held Lease: a third of `LEASE`, stretched
+/// by up to 20 % of jitter.
+const POLL_MAX: Duration = Duration::from_millis(1200);
+/// What the lock logs (at debug) at each read that finds the Lease held and not expired.
+const HELD_NOT_EXPIRED: &str = "the lease is held by another replica and has not expired";
+
+/// What the skewed holder did until it stopped.
+#[derive(Debug)]
+struct SkewedRun {
+    /// Successful renewals, the creation not counted.
+    renewals: u32,
+    /// When its last successful write (creation or renewal) was sent.
+    last_write: Instant,
+    /// Who held the Lease when it gave up by itself; `None` when it was told to stop.
+    displaced_by: Option<String>,
+}
+
+/// Another replica whose clock runs an hour behind ours, doing what a client-go replica on such
+/// a node does: it holds the Lease as `other` and renews it every second (each renewal changes the
+/// record; its `renewTime` is always an hour in the past), takes it back when it names nobody, and
+/// gives up once another replica holds it.
+struct SkewedHolder {
+    stop: oneshot::Sender<()>,
+    renewals: watch::Receiver<u32>,
+    run: JoinHandle<SkewedRun>,
+}
+
+impl SkewedHolder {
+    /// Creates the Lease `lock` held by `other`, then renews it in the background.
+    async fn start(api: Api<Lease>) -> Self {
+        let created = Instant::now();
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some("lock".to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+        };
+        api.create(&PostParams::default(), &held_by_other_now(lease))
+            .await
+            .expect("the skewed holder creates the lease");
+        let (stop, stopped) = oneshot::channel();
+        let (count, renewals) = watch::channel(0);
+        let run = tokio::spawn(renew_skewed(api, stopped, count, created));
+        Self {
+            stop,
+            renewals,
+            run,
+        }
+    }
+
+    /// Waits until it has renewed `n` times.
+    async fn wait_renewals(&mut self, n: u32) {
+        tokio::time::timeout(WAIT, self.renewals.wait_for(|&done| done >= n))
+            .await
+            .expect("the skewed holder renews")
+            .expect("the skewed holder still runs");
+    }
+
+    /// Tells it to stop; it writes nothing once this returns.
+    async fn stop(self) -> SkewedRun {
+        // It may have given up by itself already.
+        let _ = self.stop.send(());
+        self.run.await.expect("the skewed holder ran to the end")
+    }
+
+    /// Waits until it gives up by itself because another replica holds the Lease.
+    async fn displaced(self) -> SkewedRun {
+        // Kept until the end: dropping it would tell the holder to stop.
+        let SkewedHolder {
+            stop: _running,
+            run,
+            ..
+        } = self;
+        tokio::time::timeout(WAIT, run)
+            .await
+            .expect("the skewed holder gives up")
+            .expect("the skewed holder ran to the end")
+    }
+}
+
+/// `lease` as the skewed holder writes it: held by `other` for `LEASE`, renewed now by its clock.
+fn held_by_other_now(mut lease: Lease) -> Lease {
+    let now = MicroTime(Timestamp::now() - SKEW);
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    if spec.holder_identity.as_deref() != Some(OTHER) {
+        spec.holder_identity = Some(OTHER.to_owned());
+        spec.acquire_time = Some(now.clone());
+        spec.lease_transitions = Some(spec.lease_transitions.map_or(0, |n| n + 1));
+    }
+    spec.renew_time = Some(now);
+    spec.lease_duration_seconds = Some(LEASE.as_secs().try_into().expect("a short lease"));
+    lease
+}
+
+/// The skewed holder at work: every second a read and a resourceVersion-checked write.
+async fn renew_skewed(
+    api: Api<Lease>,
+    mut stop: oneshot::Receiver<()>,
+    renewals: watch::Sender<u32>,
+    created: Instant,
+) -> SkewedRun {
+    let mut run = SkewedRun {
+        renewals: 0,
+        last_write: created,
+        displaced_by: None,
+    };
+    let mut ticks = tokio::time::interval(SKEWED_RENEW_EVERY);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The first tick is immediate, and the Lease was just created.
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut stop => return run,
+            _ = ticks.tick() => {}
+        }
+        let current = api
+            .get("lock")
+            .await
+            .expect("the skewed holder reads the lease");
+        let holder = current
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone());
+        if let Some(holder) = holder.filter(|h| !h.is_empty() && h != OTHER) {
+            run.displaced_by = Some(holder);
+            return run;
+        }
+        let sent = Instant::now();
+        match api
+            .replace("lock", &PostParams::default(), &held_by_other_now(current))
+            .await
+        {
+            Ok(_) => {
+                run.renewals += 1;
+                run.last_write = sent;
+                renewals.send_replace(run.renewals);
+            }
+            // Someone wrote in between: look again at the next tick.
+            Err(e) if cluster::is_status(&e, 409) => {}
+            Err(e) => panic!("the skewed holder cannot renew: {e}"),
+        }
+    }
+}
+
+/// The leader module's log on this thread, kept for a test to count the lock's attempts.
+/// `#[tokio::test]` runs the test and the tasks it spawns on one thread, so a thread-local
+/// subscriber sees them all and no other test's.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// Captures until the guard is dropped.
+    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let log = Self::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("fastconnect_operator::leader=debug"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (log, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// How many lines contain all of `parts`.
+    fn count(&self, parts: &[&str]) -> usize {
+        let bytes = self.0.lock().expect("the log is readable");
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|line| parts.iter().all(|part| line.contains(part)))
+            .count()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("the log is writable")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_renewing_holder_an_hour_behind_keeps_the_lease_and_loses_it_a_lease_after_it_stops() {
+    let client = cluster::client().await;
+    let ns = cluster::test_namespace(&client, "leader-skew").await;
+    let other = SkewedHolder::start(Api::namespaced(client.clone(), &ns)).await;
+    let (log, _capturing) = CapturedLog::start();
+    let me = lock(&client, &ns, "me");
+
+    // By its renewTime the lease ran out an hour ago; but its record keeps changing, so the lock
+    // reads it again and again and leaves it, for longer than a lease duration.
+    let watching = Instant::now();
+    let mut acquire = std::pin::pin!(me.acquire());
+    let attempts = || log.count(&[HELD_NOT_EXPIRED, "holder=other", "identity=me"]);
+    tokio::select! {
+        taken = &mut acquire => panic!(
+            "me took a lease its holder renews: {:?}",
+            taken.map(|leadership| leadership.is_leading())
+        ),
+        () = cluster::wait_for("me to find the lease held 5 times", WAIT, || async {
+            (attempts() >= 5).then_some(())
+        }) => {}
+    }
+    let watched = watching.elapsed();
+    assert!(watched > LEASE, "me watched for {watched:?} only");
+    assert_eq!(standing(&me), following(OTHER));
+    let held = lease(&client, &ns, "lock").await;
+    assert_eq!(holder(&held).as_deref(), Some(OTHER));
+    let behind = Timestamp::now().duration_since(renew_time(&held).expect("a renewTime"));
+    assert!(
+        behind > SignedDuration::from_mins(59),
+        "the holder's renewTime is {behind} behind"
+    );
+
+    // Once it stops, the lock takes the Lease a lease duration after the last renewal it saw,
+    // at its next read: one read to see that renewal, one to find it a lease duration old.
+    let run = other.stop().await;
+    assert_eq!(run.displaced_by, None, "{run:?}");
+    assert!(run.renewals >= 4, "{run:?}");
+    let leadership = tokio::time::timeout(WAIT, &mut acquire)
+        .await
+        .expect("me acquires once the holder stops")
+        .expect("no error");
+    let took = run.last_write.elapsed();
+    eprintln!("takeover after the skewed holder's last renewal: {took:?}");
+    assert!(
+        took >= LEASE,
+        "me took the lease {took:?} after its last renewal"
+    );
+    assert!(
+        took < LEASE + 2 * POLL_MAX + Duration::from_millis(500),
+        "me took {took:?} to take over"
+    );
+    let taken = lease(&client, &ns, "lock").await;
+    assert_eq!(holder(&taken).as_deref(), Some("me"));
+    assert_eq!(transitions(&taken), Some(1));
+    assert_eq!(standing(&me), Standing::Leading);
+    leadership.release().await.expect("released");
+}
+
+/// kube-lease-manager 0.13.1 compares this node's clock with the holder's `renewTime`
+/// (`LeaseState::sync`, `is_expired`), so it clears and takes a Lease whose holder renews every
+/// second: the reason `src/leader.rs` is our own.
+#[tokio::test]
+async fn kube_lease_manager_takes_a_lease_its_skewed_holder_still_renews() {
+    let client = cluster::client().await;
+    let ns = cluster::test_namespace(&client, "leader-klm").await;
+    let mut other = SkewedHolder::start(Api::namespaced(client.clone(), &ns)).await;
+    other.wait_renewals(2).await;
+
+    let manager = LeaseManagerBuilder::new(client.clone(), "lock")
+        .with_namespace(ns.clone())
+        .with_identity("klm")
+        .with_grace(1)
+        .with_duration(LEASE.as_secs())
+        .with_create_mode(LeaseCreateMode::UseExistent)
+        .build()
+        .await
+        .expect("kube-lease-manager starts on the existing lease");
+    let started = Instant::now();
+    let leading = tokio::time::timeout(WAIT, manager.changed())
+        .await
+        .expect("kube-lease-manager makes up its mind")
+        .expect("no error");
+    let took_at = Instant::now();
+    assert!(leading, "kube-lease-manager says it leads");
+    assert_eq!(
+        holder(&lease(&client, &ns, "lock").await).as_deref(),
+        Some("klm")
+    );
+
+    // The holder had renewed less than a lease duration before: by client-go's rule, and ours,
+    // the Lease was still its own.
+    let run = other.displaced().await;
+    assert_eq!(run.displaced_by.as_deref(), Some("klm"), "{run:?}");
+    assert!(run.renewals >= 2, "{run:?}");
+    let since_renewal = took_at.saturating_duration_since(run.last_write);
+    eprintln!(
+        "kube-lease-manager led {:?} after it started, {since_renewal:?} after the holder's \
+         last renewal",
+        took_at - started
+    );
+    assert!(
+        since_renewal < LEASE,
+        "the holder stopped renewing {since_renewal:?} before"
+    );
+    manager
+        .release()
+        .await
+        .expect("kube-lease-manager releases");
 }
 
 // ---- Two operator processes ----

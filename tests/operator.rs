@@ -1,7 +1,7 @@
 //! The operator end to end: the real control plane, the sandbox over HTTP, the operator binary
 //! as its own process, and kubectl where a user would use it.
 
-mod support;
+use fastconnect_test_support as support;
 
 use fastconnect_operator::{consoleconnect::ApiKey, crd::Phase};
 use kube::api::DeleteParams;
@@ -375,12 +375,18 @@ async fn denied_and_error_fail_with_the_reason() {
 
 #[tokio::test]
 async fn a_crash_between_the_create_call_and_the_status_write_orders_once() {
+    if !cfg!(feature = "failpoints") {
+        panic!(
+            "this test needs the operator's crash failpoint: run it with --features \
+             fastconnect-operator/failpoints (make test does)"
+        );
+    }
     let mut env = Env::without_operator(&sandbox::INSTANT).await;
     env.create("crash", |_| {}).await;
     let mut crashing = Operator::start_with(
         &env.sandbox.url,
         &env.ns,
-        &[("FCO_FAILPOINT_EXIT_AFTER_CREATE", "true")],
+        &[("FAILPOINTS", "exit-after-create=return")],
     );
     let exit = crashing.wait_exit(WAIT).await;
     assert_eq!(exit.code(), Some(3), "the failpoint fired");

@@ -7,7 +7,7 @@
 //! Needs `FCO_TESTENV_NODE_IP` and `FCO_TESTENV_CONTAINERD` (from `hack/testenv.sh env` with a
 //! node up) and `FCO_TEST_IMAGE`, the imported image (hack/test.sh builds and imports it).
 
-mod support;
+use fastconnect_test_support as support;
 
 use std::{
     collections::BTreeSet,

@@ -4,7 +4,7 @@
 //!
 //! Run them with `make test`, or `eval "$(hack/testenv.sh env)"; cargo test --test testenv_smoke`.
 
-mod support;
+use fastconnect_test_support as support;
 
 use std::time::Duration;
 

@@ -115,10 +115,8 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// How long an order whose answer was lost is looked for before it is placed again.
     pub order_settle: Duration,
-    /// Resources reconciled at once.
+    /// Resources reconciled at once, across every watched namespace.
     pub concurrency: u16,
-    /// Test failpoint: exit right after a successful create, before recording it.
-    pub exit_after_create: bool,
 }
 
 impl Default for Settings {
@@ -132,7 +130,6 @@ impl Default for Settings {
             backoff_max: Duration::from_secs(300),
             order_settle: Duration::from_secs(300),
             concurrency: 32,
-            exit_after_create: false,
         }
     }
 }
@@ -147,6 +144,9 @@ pub struct Context {
     pub backoff: Backoff,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// `concurrency` for the whole process: each watched namespace has a controller of its
+    /// own, and their own limits would add up.
+    pub reconciles: tokio::sync::Semaphore,
 }
 
 impl Context {
@@ -165,6 +165,7 @@ impl Context {
             catalog: Catalog::new(settings.catalog_ttl),
             secrets: SecretCache::new(settings.secret_ttl),
             backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
+            reconciles: tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))),
             kube,
             api,
             settings,
@@ -284,6 +285,8 @@ fn pause_switch(fcc: &FastConnectConnection) -> Option<u64> {
 async fn reconcile(fcc: Arc<FastConnectConnection>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = info_span!("reconcile", object = %format!("{}/{}", fcc.namespace().unwrap_or_default(), fcc.name_any()));
     async move {
+        // The semaphore is never closed, so the permit always comes.
+        let _permit = ctx.reconciles.acquire().await.ok();
         let timer = ctx.metrics.reconcile_started();
         let result = reconcile::reconcile(&fcc, &ctx).await;
         timer.finish(result.as_ref().err().map(|e| e.reason().as_str()));

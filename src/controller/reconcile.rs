@@ -70,7 +70,8 @@ pub(super) async fn reconcile(fcc: &FastConnectConnection, ctx: &Context) -> Res
             // The Secret may already hold a rotated key: read it afresh next time.
             let secret = &fcc.spec.credentials.api_key_secret_ref.name;
             ctx.secrets
-                .forget(&fcc.namespace().unwrap_or_default(), secret);
+                .forget(&fcc.namespace().unwrap_or_default(), secret)
+                .await;
         }
     }
     if matches!(outcome, Ok(Outcome::Released)) {
@@ -454,10 +455,13 @@ async fn order(
     info!(connection = %request.name, "ordering connection");
     match remote.create(&request).await {
         Ok(connection) => {
-            if ctx.settings.exit_after_create {
+            // Test hook (feature `failpoints`): a crash between the create call and the status
+            // write, which must never lead to a second order.
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("exit-after-create", |_| {
                 warn!(connection = %connection.id, "failpoint: exiting after the create call");
-                std::process::exit(3);
-            }
+                std::process::exit(3)
+            });
             ctx.metrics.connection_ordered();
             record(status, &connection);
             Ok(Outcome::reported(decide::remote_reason(&connection)))

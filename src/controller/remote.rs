@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Instant};
 
-use futures::future::try_join_all;
+use futures::future::join_all;
 use jiff::Timestamp;
 
 use crate::consoleconnect::{
@@ -188,7 +188,12 @@ impl<'a> Remote<'a> {
         let searches = SEARCHED_STATUSES
             .iter()
             .map(|status| self.search(status, fresh_after));
-        let snapshots = try_join_all(searches).await?;
+        // Every search runs to its end even when another fails: stopping at the first failure
+        // would throw away the searches still under way, and the retry would redo them too.
+        let snapshots: Vec<_> = join_all(searches)
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
         let oldest = snapshots
             .iter()
             .map(|s| s.fetched_at)

@@ -2,8 +2,8 @@
 //! connections needs.
 //!
 //! The client never retries: a repeated create would order a second connection, because the
-//! API has no idempotency key. Callers decide about retries with [`Error::is_retryable`] and
-//! [`Error::retry_after`].
+//! API has no idempotency key. Callers decide about retries from the [`Error`] variant (the
+//! operator's `Diagnosis` gives each a reason and a retry policy) and [`Error::retry_after`].
 
 mod endpoint;
 mod error;

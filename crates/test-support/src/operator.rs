@@ -50,7 +50,8 @@ impl Operator {
         let metrics_addr = free_port();
         // FCO_OPERATOR_BIN runs another build, e.g. the static release binary the image ships.
         let binary = std::env::var("FCO_OPERATOR_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_fastconnect-operator").to_owned());
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| super::workspace_binary("fastconnect-operator"));
         let mut command = Command::new(binary);
         command
             .env("KUBECONFIG", cluster::kubeconfig_path())

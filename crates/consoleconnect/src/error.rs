@@ -49,23 +49,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the same request may succeed later without any change (throttling, server
-    /// errors, network trouble). The client never retries by itself.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Throttled { .. }
-            | Error::Server { .. }
-            | Error::Transport { .. }
-            | Error::Timeout { .. } => true,
-            Error::UnexpectedStatus { status, .. } => *status == 408,
-            Error::Unauthorized { .. }
-            | Error::AccessDenied { .. }
-            | Error::NotFound { .. }
-            | Error::InvalidRequest { .. }
-            | Error::Decode { .. } => false,
-        }
-    }
-
     /// The wait the service asked for with `Retry-After`, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -354,7 +337,6 @@ mod tests {
             err.to_string().contains("needs network:CreateConnection"),
             "{err}"
         );
-        assert!(!err.is_retryable());
         let flat = br#"{"message":"Access denied","status":401,"statusCode":401}"#;
         assert!(matches!(
             from_response(401, None, flat, &k),
@@ -402,33 +384,32 @@ mod tests {
     }
 
     #[test]
-    fn retryable_classes() {
+    fn statuses_map_to_their_classes() {
         let k = key();
-        for status in [429, 500, 502, 503, 504, 408] {
+        let class = |status| from_response(status, None, b"", &k);
+        assert!(matches!(class(429), Error::Throttled { .. }));
+        for status in [500, 502, 503, 504] {
+            assert!(matches!(class(status), Error::Server { .. }), "{status}");
+        }
+        for status in [400, 422] {
             assert!(
-                from_response(status, None, b"", &k).is_retryable(),
+                matches!(class(status), Error::InvalidRequest { .. }),
                 "{status}"
             );
         }
-        for status in [400, 401, 403, 404, 409, 422] {
+        for status in [401, 403] {
             assert!(
-                !from_response(status, None, b"", &k).is_retryable(),
+                matches!(class(status), Error::Unauthorized { .. }),
                 "{status}"
             );
         }
-        assert!(
-            Error::Timeout {
-                endpoint: Endpoint::GetConnection
-            }
-            .is_retryable()
-        );
-        assert!(
-            !Error::Decode {
-                endpoint: Endpoint::ListPorts,
-                message: "x".into()
-            }
-            .is_retryable()
-        );
+        assert!(matches!(class(404), Error::NotFound { .. }));
+        for status in [408, 409, 418] {
+            assert!(
+                matches!(class(status), Error::UnexpectedStatus { .. }),
+                "{status}"
+            );
+        }
     }
 
     #[test]

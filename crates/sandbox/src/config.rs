@@ -279,7 +279,7 @@ fn yes() -> bool {
 
 impl Config {
     pub fn parse(yaml: &str) -> Result<Config, String> {
-        let config: Config = serde_yaml::from_str(yaml).map_err(|err| err.to_string())?;
+        let config: Config = serde_saphyr::from_str(yaml).map_err(|err| err.to_string())?;
         config.check()?;
         Ok(config)
     }

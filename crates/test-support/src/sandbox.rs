@@ -232,7 +232,7 @@ impl Sandbox {
     }
 
     fn spawn(listen: &str, args: &[&str], config: Option<tempfile::NamedTempFile>) -> Sandbox {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_consoleconnect-sandbox"));
+        let mut command = Command::new(super::workspace_binary("consoleconnect-sandbox"));
         command.args(["--listen", listen]);
         if let Some(file) = &config {
             command.arg("--config").arg(file.path());

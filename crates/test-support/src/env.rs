@@ -213,5 +213,5 @@ pub fn set(object: &mut Value, path: &str, value: Value) {
 }
 
 pub fn repo_path(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/{path}", super::repo_root().display())
 }

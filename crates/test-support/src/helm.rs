@@ -3,7 +3,7 @@
 
 use std::{
     io::Write,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -22,7 +22,7 @@ pub const CHART: &str = "deploy/helm/fastconnect-operator";
 const UNINSTALL_WAIT: Duration = Duration::from_secs(90);
 
 pub fn repo_path(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    super::repo_root().join(path)
 }
 
 pub fn chart() -> String {

@@ -4,12 +4,12 @@
 //! shapes, and the day-2 calls (speed and name updates, change requests). Waiting is done by
 //! polling, never by sleeping.
 
-mod support;
+use fastconnect_test_support as support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fastconnect_operator::consoleconnect::{ApiKey, ConnectionStatus, Error};
+use consoleconnect::{ApiKey, ConnectionStatus, Error};
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -2544,8 +2544,11 @@ fn default_config_matches_the_test_constants() {
         .unwrap();
     assert!(out.status.success());
     let printed = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(printed, include_str!("../deploy/sandbox/sandbox.yaml"));
-    let config: Value = serde_yaml::from_str(&printed).unwrap();
+    assert_eq!(
+        printed,
+        include_str!("../../../deploy/sandbox/sandbox.yaml")
+    );
+    let config: Value = serde_saphyr::from_str(&printed).unwrap();
     let acme = &config["companies"][0];
     assert_eq!(
         (acme["username"].as_str(), acme["id"].as_str()),
