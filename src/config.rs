@@ -75,6 +75,12 @@ pub struct Config {
     #[arg(long, env = "FCO_API_RATE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub api_rate_burst: u32,
 
+    /// Export each Active connection's average traffic as `fastconnect_connection_traffic_mbps`,
+    /// read every this often: one Console Connect call per connection per interval. Console
+    /// Connect measures per minute, so 1m or more makes sense. Off when unset.
+    #[arg(long, env = "FCO_UTILIZATION_INTERVAL", value_parser = utilization_interval)]
+    pub utilization_interval: Option<Duration>,
+
     /// Resources reconciled at the same time.
     #[arg(long, env = "FCO_CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
@@ -121,6 +127,16 @@ pub struct Config {
     pub lease_identity: Option<String>,
 }
 
+/// Zero would read without pause. Below a minute (Console Connect's finest resolution) reads
+/// repeat the same minutes; allowed, as tests need it, but the help says so.
+fn utilization_interval(text: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if interval < Duration::from_secs(1) {
+        return Err(format!("{text} is shorter than 1s; use 1m or more"));
+    }
+    Ok(interval)
+}
+
 impl Config {
     pub fn client(&self) -> ClientConfig {
         ClientConfig {
@@ -146,6 +162,7 @@ impl Config {
             backoff_min: self.backoff_min,
             backoff_max: self.backoff_max,
             concurrency: self.concurrency,
+            utilization_interval: self.utilization_interval,
         }
     }
 

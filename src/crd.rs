@@ -340,6 +340,9 @@ pub struct FastConnectConnectionStatus {
     /// Active, Failed or Deleting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
+    /// When the resource entered its phase (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_since: Option<String>,
     /// The Console Connect connection id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_id: Option<String>,

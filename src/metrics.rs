@@ -2,9 +2,12 @@
 //!
 //! Labels carry only endpoint names, status codes, phases and reasons: never a company, a key,
 //! an OCID or an object name, so cardinality stays fixed and nothing secret can reach a scrape.
+//! The one exception is opt-in: the traffic gauges (`--utilization-interval`) are per connection,
+//! labelled with the resource's namespace and name and the connection id (none of them secret).
 
 use std::{
     collections::HashMap,
+    sync::atomic::AtomicU64,
     time::{Duration, Instant},
 };
 
@@ -42,6 +45,34 @@ struct PhaseLabels {
     phase: &'static str,
 }
 
+/// The connection a traffic gauge describes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TrafficKey {
+    pub namespace: String,
+    pub name: String,
+    pub connection_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrafficLabels {
+    namespace: String,
+    name: String,
+    connection_id: String,
+    /// `in`: Console Connect's `rxAverage`; `out`: its `txAverage`.
+    direction: &'static str,
+}
+
+impl TrafficLabels {
+    fn both(key: &TrafficKey) -> [TrafficLabels; 2] {
+        ["in", "out"].map(|direction| TrafficLabels {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            connection_id: key.connection_id.clone(),
+            direction,
+        })
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Counter,
@@ -55,6 +86,9 @@ pub struct Metrics {
     duplicate_connections: Counter,
     phases: Family<PhaseLabels, Gauge>,
     time_to_ready: Histogram,
+    time_in_phase: Family<PhaseLabels, Histogram>,
+    time_in_phase_max: Family<PhaseLabels, Gauge>,
+    traffic: Family<TrafficLabels, Gauge<f64, AtomicU64>>,
     leader: Gauge,
 }
 
@@ -81,6 +115,12 @@ impl Metrics {
         let phases = Family::<PhaseLabels, Gauge>::default();
         // From seconds (sandbox, instant approval) to days (a human approves at Support).
         let time_to_ready = Histogram::new(exponential_buckets(1.0, 4.0, 10));
+        // Up to about seven weeks: an approval can wait on people for a long time.
+        let time_in_phase = Family::<PhaseLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(1.0, 4.0, 12))
+        });
+        let time_in_phase_max = Family::<PhaseLabels, Gauge>::default();
+        let traffic = Family::<TrafficLabels, Gauge<f64, AtomicU64>>::default();
         // 0 from the start: a replica counts as leader only once it reconciles.
         let leader = Gauge::default();
         registry.register("reconciles", "Reconciles started", reconciles.clone());
@@ -135,6 +175,22 @@ impl Metrics {
             time_to_ready.clone(),
         );
         registry.register(
+            "time_in_phase_seconds",
+            "Time a resource spent in a phase, observed when it leaves the phase",
+            time_in_phase.clone(),
+        );
+        registry.register(
+            "time_in_phase_max_seconds",
+            "The longest time any current resource has been in each phase (0: none in it)",
+            time_in_phase_max.clone(),
+        );
+        registry.register(
+            "connection_traffic_mbps",
+            "Average traffic of a connection over the last --utilization-interval, in Mbps, as \
+             Console Connect reports it (in: rxAverage, out: txAverage)",
+            traffic.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this replica is the one that reconciles (it holds the leader election Lease, \
              or runs without leader election), 0 while it follows or has stopped",
@@ -142,6 +198,9 @@ impl Metrics {
         );
         Self {
             time_to_ready,
+            time_in_phase,
+            time_in_phase_max,
+            traffic,
             leader,
             registry,
             reconciles,
@@ -184,19 +243,54 @@ impl Metrics {
         self.duplicate_connections.inc();
     }
 
-    /// Moves one resource from one phase gauge to another.
-    /// Sets the resources-by-phase gauges from a count of the watched resources. Counting
-    /// (rather than following transitions) stays right across restarts and deletions.
-    pub fn set_phases(&self, phases: impl IntoIterator<Item = Option<Phase>>) {
-        let mut counts: HashMap<&'static str, i64> =
-            Phase::ALL.iter().map(|p| (p.as_str(), 0)).collect();
-        for phase in phases {
-            *counts
+    /// Sets the resources-by-phase gauges, and the longest time in each phase, from the watched
+    /// resources: each one's phase and how long it has been in it (`None`: not known, as for
+    /// resources last written before `phaseSince` existed). Counting (rather than following
+    /// transitions) stays right across restarts and deletions.
+    pub fn set_phases(
+        &self,
+        resources: impl IntoIterator<Item = (Option<Phase>, Option<Duration>)>,
+    ) {
+        let mut counts: HashMap<&'static str, (i64, Duration)> = Phase::ALL
+            .iter()
+            .map(|p| (p.as_str(), (0, Duration::ZERO)))
+            .collect();
+        for (phase, time_in_phase) in resources {
+            let (count, longest) = counts
                 .entry(phase.map_or("None", Phase::as_str))
-                .or_default() += 1;
+                .or_default();
+            *count += 1;
+            *longest = (*longest).max(time_in_phase.unwrap_or_default());
         }
-        for (phase, count) in counts {
-            self.phases.get_or_create(&PhaseLabels { phase }).set(count);
+        for (phase, (count, longest)) in counts {
+            let labels = PhaseLabels { phase };
+            self.phases.get_or_create(&labels).set(count);
+            let seconds = i64::try_from(longest.as_secs()).unwrap_or(i64::MAX);
+            self.time_in_phase_max.get_or_create(&labels).set(seconds);
+        }
+    }
+
+    /// A resource left `phase` after `stayed`.
+    pub fn left_phase(&self, phase: Phase, stayed: Duration) {
+        let labels = PhaseLabels {
+            phase: phase.as_str(),
+        };
+        self.time_in_phase
+            .get_or_create(&labels)
+            .observe(stayed.as_secs_f64());
+    }
+
+    /// Sets a connection's traffic gauges.
+    pub fn set_traffic(&self, key: &TrafficKey, in_mbps: f64, out_mbps: f64) {
+        let [inbound, outbound] = TrafficLabels::both(key);
+        self.traffic.get_or_create(&inbound).set(in_mbps);
+        self.traffic.get_or_create(&outbound).set(out_mbps);
+    }
+
+    /// Drops a connection's traffic gauges: it is gone, or nothing was measured.
+    pub fn forget_traffic(&self, key: &TrafficKey) {
+        for labels in TrafficLabels::both(key) {
+            self.traffic.remove(&labels);
         }
     }
 
@@ -283,16 +377,45 @@ mod tests {
             Duration::from_millis(5),
         );
         metrics.reconcile_started().finish(Some("Throttled"));
-        metrics.set_phases([Some(Phase::Active), None]);
+        metrics.set_phases([
+            (Some(Phase::Active), Some(Duration::from_secs(30))),
+            (Some(Phase::Active), Some(Duration::from_secs(90))),
+            (None, None),
+        ]);
+        metrics.left_phase(Phase::AwaitingApproval, Duration::from_secs(3));
         let text = metrics.render().unwrap();
         for expected in [
             "fastconnect_consoleconnect_requests_total{endpoint=\"create_layer2\",code=\"200\"} 1",
             "fastconnect_consoleconnect_throttled_total 1",
             "fastconnect_reconcile_failures_total{reason=\"Throttled\"} 1",
-            "fastconnect_connections{phase=\"Active\"} 1",
+            "fastconnect_connections{phase=\"Active\"} 2",
             "fastconnect_connections{phase=\"Creating\"} 0",
+            "fastconnect_time_in_phase_max_seconds{phase=\"Active\"} 90",
+            "fastconnect_time_in_phase_max_seconds{phase=\"Creating\"} 0",
+            "fastconnect_time_in_phase_seconds_bucket{le=\"4.0\",phase=\"AwaitingApproval\"} 1",
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }
+    }
+
+    #[test]
+    fn traffic_gauges_are_per_connection_and_go_away() {
+        let metrics = Metrics::new();
+        let key = TrafficKey {
+            namespace: "net".into(),
+            name: "hk".into(),
+            connection_id: "c1".into(),
+        };
+        metrics.set_traffic(&key, 12.5, 3.0);
+        let text = metrics.render().unwrap();
+        for expected in [
+            "fastconnect_connection_traffic_mbps{namespace=\"net\",name=\"hk\",connection_id=\"c1\",direction=\"in\"} 12.5",
+            "fastconnect_connection_traffic_mbps{namespace=\"net\",name=\"hk\",connection_id=\"c1\",direction=\"out\"} 3.0",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+        metrics.forget_traffic(&key);
+        let text = metrics.render().unwrap();
+        assert!(!text.contains("connection_id=\"c1\""), "{text}");
     }
 }

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use fastconnect_operator::consoleconnect::{
     ApiKey, Client, ClientConfig, ConnectionStatus, ConnectionUpdate, Endpoint, Error, PortStatus,
+    Resolution,
 };
 use support::sandbox::*;
 
@@ -424,6 +425,18 @@ async fn observer_sees_every_request_with_its_status() {
         .withdraw_change(&key, DEFAULT_COMPANY, &active)
         .await
         .unwrap();
+    let now = jiff::Timestamp::now();
+    let hour_ago = now - jiff::SignedDuration::from_hours(1);
+    client
+        .connection_traffic(
+            &key,
+            DEFAULT_COMPANY,
+            &active,
+            (hour_ago, now),
+            Resolution::Minute,
+        )
+        .await
+        .unwrap();
 
     let seen = seen.lock().unwrap().clone();
     // A search whose one page is short reads one more page: nothing yet says that the
@@ -455,7 +468,8 @@ async fn observer_sees_every_request_with_its_status() {
             "delete_connection",
             "update_connection",
             "change_request",
-            "withdraw_change"
+            "withdraw_change",
+            "connection_utilization"
         ]
     );
     // The sandbox counts under the same names.

@@ -173,9 +173,24 @@ pollIntervals: {progress: 2s, active: 5m}
 extraEnv: [{name: FCO_BACKOFF_MAX, value: 10m}]
 serviceAccount: {create: true, name: fco-sa, annotations: {team: network}}
 rbac: {create: true}
-metrics: {port: 9090}
+metrics: {port: 9090, utilizationInterval: 5m}
 service: {type: ClusterIP, port: 9090, annotations: {a: b}}
 serviceMonitor: {enabled: true, interval: 15s, scrapeTimeout: 5s, labels: {release: prometheus}}
+prometheusRule:
+  enabled: true
+  namespace: monitoring
+  labels: {release: prometheus}
+  selector: job="fco-operator"
+  alertLabels: {team: network}
+  runbookUrl: https://git.example.com/network/fastconnect-operator/blob/main/README.md
+  alerts:
+    connectionFailed: {enabled: true, for: 10m, severity: warning}
+    awaitingApproval: {enabled: true, threshold: 2d, for: 0s, severity: info}
+    consoleConnectErrors: {enabled: true, percent: 20, for: 30m, severity: warning}
+    consoleConnectThrottled: {enabled: false, percent: 2.5, for: 1h, severity: warning}
+    noLeader: {enabled: true, for: 2m, severity: page}
+    reconcileErrors: {enabled: true, percent: 50, for: 1h30m, severity: warning}
+grafanaDashboard: {enabled: true, namespace: grafana, sidecarLabel: grafana_dashboard, sidecarLabelValue: "1", labels: {team: network}, annotations: {grafana_folder: Network}}
 resources: {requests: {cpu: 20m, memory: 64Mi}, limits: {memory: 256Mi}}
 podAnnotations: {example.com/owner: network-team}
 podLabels: {team: network}
@@ -217,6 +232,10 @@ affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeS
     assert_eq!(env_value(&env, "FCO_POLL_PROGRESS").as_deref(), Some("2s"));
     assert_eq!(env_value(&env, "FCO_POLL_ACTIVE").as_deref(), Some("5m"));
     assert_eq!(
+        env_value(&env, "FCO_UTILIZATION_INTERVAL").as_deref(),
+        Some("5m")
+    );
+    assert_eq!(
         env_value(&env, "FCO_LEADER_ELECTION").as_deref(),
         Some("true")
     );
@@ -249,6 +268,19 @@ affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeS
         "two watched namespaces and the lease"
     );
     assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
+    let rule = one_of_kind(&docs, "PrometheusRule");
+    assert_eq!(rule["metadata"]["namespace"], "monitoring");
+    assert_eq!(
+        rule["spec"]["groups"][0]["rules"].as_array().unwrap().len(),
+        5,
+        "one alert is off"
+    );
+    let dashboard = one_of_kind(&docs, "ConfigMap");
+    assert_eq!(dashboard["metadata"]["namespace"], "grafana");
+    assert_eq!(
+        dashboard["metadata"]["annotations"]["grafana_folder"],
+        "Network"
+    );
 }
 
 #[test]
@@ -271,7 +303,38 @@ fn values_schema_rejects_wrong_types_and_unknown_keys() {
             "/leaderElection/leaseDuration",
         ),
         ("metrics.port=http", "/metrics/port"),
+        (
+            "metrics.utilizationInterval=often",
+            "/metrics/utilizationInterval",
+        ),
         ("serviceMonitor.enabled=yes", "/serviceMonitor/enabled"),
+        ("prometheusRule.enabled=yes", "/prometheusRule/enabled"),
+        (
+            "prometheusRule.alerts.awaitingApproval.threshold=1 day",
+            "/prometheusRule/alerts/awaitingApproval/threshold",
+        ),
+        (
+            "prometheusRule.alerts.consoleConnectErrors.percent=200",
+            "/prometheusRule/alerts/consoleConnectErrors/percent",
+        ),
+        (
+            "prometheusRule.alerts.noLeader.for=5",
+            "/prometheusRule/alerts/noLeader/for",
+        ),
+        (
+            "prometheusRule.alerts.noLeader.for=30s5m",
+            "/prometheusRule/alerts/noLeader/for",
+        ),
+        ("prometheusRule.alerts.noLeaderr.enabled=true", "noLeaderr"),
+        (
+            "prometheusRule.runbookUrl=README.md",
+            "/prometheusRule/runbookUrl",
+        ),
+        ("grafanaDashboard.enabled=yes", "/grafanaDashboard/enabled"),
+        (
+            "grafanaDashboard.sidecarLabelValue=1",
+            "/grafanaDashboard/sidecarLabelValue",
+        ),
         ("apiBaseUrl=api.consoleconnect.com", "/apiBaseUrl"),
         ("replica=2", "replica"),
     ];
@@ -563,6 +626,11 @@ fn deployment_is_hardened_and_probed() {
     );
     assert_eq!(env_value(&env, "FCO_NAMESPACES").as_deref(), Some(""));
     assert_eq!(
+        env_value(&env, "FCO_UTILIZATION_INTERVAL"),
+        None,
+        "traffic reads are opt-in"
+    );
+    assert_eq!(
         env_value(&env, "FCO_LISTEN").as_deref(),
         Some("0.0.0.0:8080")
     );
@@ -621,6 +689,73 @@ fn service_monitor_is_optional() {
             "the ServiceMonitor selects the Service"
         );
     }
+}
+
+#[test]
+fn prometheus_rule_and_dashboard_are_optional() {
+    let docs = documents(&template("mon", "ops", &[]));
+    assert!(of_kind(&docs, "PrometheusRule").is_empty());
+    assert!(of_kind(&docs, "ConfigMap").is_empty());
+
+    let docs = documents(&template(
+        "mon",
+        "ops",
+        &[
+            "prometheusRule.enabled=true",
+            "grafanaDashboard.enabled=true",
+        ],
+    ));
+    let rule = one_of_kind(&docs, "PrometheusRule");
+    assert_eq!(rule["metadata"]["name"], "mon-fastconnect-operator");
+    assert_eq!(rule["metadata"]["namespace"], "ops");
+    // By default the alerts select the series of the chart's ServiceMonitor's targets: job is
+    // the Service's name.
+    let service = one_of_kind(&docs, "Service");
+    let expr = rule["spec"]["groups"][0]["rules"][0]["expr"]
+        .as_str()
+        .unwrap();
+    assert!(
+        expr.contains(&format!(
+            "job=\"{}\",namespace=\"ops\"",
+            service["metadata"]["name"].as_str().unwrap()
+        )),
+        "{expr}"
+    );
+
+    let dashboard = one_of_kind(&docs, "ConfigMap");
+    assert_eq!(
+        dashboard["metadata"]["name"],
+        "mon-fastconnect-operator-dashboard"
+    );
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    // The chart's dashboard file, unchanged.
+    let file = std::fs::read_to_string(repo_path(&format!(
+        "{CHART}/dashboards/fastconnect-operator.json"
+    )))
+    .unwrap();
+    let data = dashboard["data"]["fastconnect-operator.json"]
+        .as_str()
+        .unwrap();
+    assert_eq!(data.trim_end(), file.trim_end());
+    let parsed: Value = serde_json::from_str(data).expect("the dashboard is JSON");
+    assert_eq!(parsed["uid"], "fastconnect-operator");
+
+    // Another sidecar label and namespace.
+    let docs = documents(&template(
+        "mon",
+        "ops",
+        &[
+            "grafanaDashboard.enabled=true",
+            "grafanaDashboard.sidecarLabel=dashboards.example.com/load",
+            "grafanaDashboard.sidecarLabelValue=yes",
+            "grafanaDashboard.namespace=grafana",
+        ],
+    ));
+    let dashboard = one_of_kind(&docs, "ConfigMap");
+    assert_eq!(dashboard["metadata"]["namespace"], "grafana");
+    let labels = &dashboard["metadata"]["labels"];
+    assert_eq!(labels["dashboards.example.com/load"], "yes");
+    assert!(labels["grafana_dashboard"].is_null(), "{labels}");
 }
 
 // ---- the chart in the real control plane ---------------------------------------------------
@@ -689,6 +824,104 @@ async fn rendered_chart_is_accepted_by_the_api_server() {
         "{}",
         out.stderr
     );
+}
+
+/// The prometheus-operator's PrometheusRule and ServiceMonitor CRDs: `FCO_PROMETHEUS_OPERATOR_CRDS`
+/// (hack/test.sh sets it), else `hack/promtool.sh crds` (from the Go module proxy).
+fn monitoring_crds_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("FCO_PROMETHEUS_OPERATOR_CRDS") {
+        return dir.into();
+    }
+    let script = repo_path("hack/promtool.sh");
+    let out = std::process::Command::new(&script)
+        .arg("crds")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} crds failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().into()
+}
+
+#[tokio::test]
+async fn monitoring_objects_are_accepted_by_the_api_server() {
+    let client = cluster::client().await;
+    let dir = monitoring_crds_dir();
+    for (file, name) in [
+        (
+            "monitoring.coreos.com_prometheusrules.yaml",
+            "prometheusrules.monitoring.coreos.com",
+        ),
+        (
+            "monitoring.coreos.com_servicemonitors.yaml",
+            "servicemonitors.monitoring.coreos.com",
+        ),
+    ] {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+            serde_saphyr::from_str(&text).expect("a CRD");
+        assert_eq!(crd.metadata.name.as_deref(), Some(name));
+        cluster::apply_crd(&client, &crd).await;
+    }
+
+    let release_ns = cluster::test_namespace(&client, "helm-mon").await;
+    let monitoring_ns = cluster::test_namespace(&client, "helm-mon-prom").await;
+    let release = cluster::unique_name("mon");
+    let manifests = template(
+        &release,
+        &release_ns,
+        &[
+            "serviceMonitor.enabled=true",
+            "prometheusRule.enabled=true",
+            &format!("prometheusRule.namespace={monitoring_ns}"),
+            "prometheusRule.labels.release=prom",
+            "prometheusRule.alertLabels.team=network",
+            "prometheusRule.runbookUrl=https://git.example.com/fco/README.md",
+            "grafanaDashboard.enabled=true",
+            "grafanaDashboard.annotations.grafana_folder=Network",
+        ],
+    );
+    let docs = documents(&manifests);
+    for kind in ["PrometheusRule", "ServiceMonitor", "ConfigMap"] {
+        one_of_kind(&docs, kind);
+    }
+    let out = server_dry_run(&manifests);
+    assert!(
+        out.ok,
+        "the API server refused the chart with monitoring on:\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    let accepted = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("(server dry run)"))
+        .count();
+    assert_eq!(
+        accepted,
+        docs.len(),
+        "every object is validated:\n{}",
+        out.stdout
+    );
+    for object in [
+        "prometheusrule.monitoring.coreos.com/",
+        "servicemonitor.monitoring.coreos.com/",
+        "configmap/",
+    ] {
+        assert!(out.stdout.contains(object), "{object}:\n{}", out.stdout);
+    }
+
+    // The CRD's schema is enforced: a malformed `for` (the values schema would stop it) is
+    // refused.
+    let mut rule = one_of_kind(&docs, "PrometheusRule").clone();
+    rule["spec"]["groups"][0]["rules"][0]["for"] = json!("five minutes");
+    let out = server_dry_run(&serde_json::to_string(&rule).unwrap());
+    assert!(!out.ok, "a bad `for` should be refused:\n{}", out.stdout);
+    assert!(out.stderr.contains("for"), "{}", out.stderr);
 }
 
 /// A token of `service_account` from the TokenRequest API.

@@ -18,6 +18,7 @@ mod reconcile;
 mod remote;
 pub mod resolve;
 pub mod status;
+mod traffic;
 
 use std::{sync::Arc, time::Duration};
 
@@ -47,6 +48,7 @@ use crate::{
 pub use self::finalizer::FINALIZER;
 pub use self::inputs::SECRET_FINALIZER;
 pub use self::reason::{Reason, Retry};
+pub use self::reconcile::support_handoff;
 use self::{backoff::Backoff, cache::Catalog, inputs::SecretCache, status::Report};
 const CONTROLLER_NAME: &str = "fastconnect-operator";
 const PHASE_COUNT_INTERVAL: Duration = Duration::from_secs(10);
@@ -117,6 +119,8 @@ pub struct Settings {
     pub order_settle: Duration,
     /// Resources reconciled at once, across every watched namespace.
     pub concurrency: u16,
+    /// How often connection traffic is read for the traffic gauges; `None`: never.
+    pub utilization_interval: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -130,6 +134,7 @@ impl Default for Settings {
             backoff_max: Duration::from_secs(300),
             order_settle: Duration::from_secs(300),
             concurrency: 32,
+            utilization_interval: None,
         }
     }
 }
@@ -217,7 +222,13 @@ pub async fn run(ctx: Arc<Context>, namespaces: Namespaces, readiness: Readiness
         }
         info!("watches synced; ready");
         readiness.set_ready();
-        count_phases(&stores, &metrics).await;
+        match ctx.settings.utilization_interval {
+            Some(every) => {
+                let traffic = traffic::poll(&ctx, &stores, every);
+                future::join(count_phases(&stores, &metrics), traffic).await;
+            }
+            None => count_phases(&stores, &metrics).await,
+        }
     };
     // Polled in the controllers' own task, not spawned: a store's readiness signal wakes only
     // one waiting task (kube-runtime's DelayedInit keeps a single waker), and the controller
@@ -233,10 +244,14 @@ async fn count_phases(stores: &[reflector::Store<FastConnectConnection>], metric
     let mut every = tokio::time::interval(PHASE_COUNT_INTERVAL);
     loop {
         every.tick().await;
+        let now = jiff::Timestamp::now();
         let phases = stores
             .iter()
             .flat_map(|store| store.state())
-            .map(|fcc| fcc.status.as_ref().and_then(|s| s.phase));
+            .map(|fcc| match &fcc.status {
+                Some(s) => (s.phase, status::time_in_phase(s, now)),
+                None => (None, None),
+            });
         metrics.set_phases(phases);
     }
 }

@@ -80,7 +80,9 @@ pub(super) async fn reconcile(fcc: &FastConnectConnection, ctx: &Context) -> Res
     let report = report(fcc, &status, &outcome, deleting);
     let next = status::next(fcc, status, &report);
     publish_transition(ctx, fcc, current.status.as_ref(), &next, &report).await;
-    status::write(&api, &current, &next).await?;
+    if status::write(&api, &current, &next).await?.is_some() {
+        observe_left_phase(ctx, current.status.as_ref(), &next);
+    }
     Ok(requeue(ctx, fcc, &next, &report, outcome.as_ref().err()))
 }
 
@@ -128,8 +130,21 @@ async fn paused(
     };
     let next = status::next(fcc, status, &report);
     publish_transition(ctx, fcc, fcc.status.as_ref(), &next, &report).await;
-    status::write(api, fcc, &next).await?;
+    if status::write(api, fcc, &next).await?.is_some() {
+        observe_left_phase(ctx, fcc.status.as_ref(), &next);
+    }
     Ok(Action::await_change())
+}
+
+/// Once a status leaving a phase is written, how long the phase lasted.
+fn observe_left_phase(
+    ctx: &Context,
+    before: Option<&FastConnectConnectionStatus>,
+    after: &FastConnectConnectionStatus,
+) {
+    if let Some((phase, stayed)) = status::left_phase(before, after, jiff::Timestamp::now()) {
+        ctx.metrics.left_phase(phase, stayed);
+    }
 }
 
 async fn run(
@@ -449,6 +464,7 @@ async fn order(
     // The precondition makes the order use the spec as it is now; the marker makes a restarted
     // operator look for this order instead of placing another.
     if let Some(written) = status::write(api, current, &marker).await? {
+        observe_left_phase(ctx, current.status.as_ref(), &marker);
         *current = written;
     }
 
@@ -720,7 +736,10 @@ fn message(
 
 /// What the user sends to Console Connect Support to get the Oracle side completed. The OCID is
 /// named by the Secret that holds it, never printed.
-fn support_handoff(fcc: &FastConnectConnection, status: &FastConnectConnectionStatus) -> String {
+pub fn support_handoff(
+    fcc: &FastConnectConnection,
+    status: &FastConnectConnectionStatus,
+) -> String {
     let ocid = &fcc.spec.credentials.oracle_ocid_secret_ref;
     format!(
         "waiting for approval: send Console Connect Support the connection id {} and the Oracle \

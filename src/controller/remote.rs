@@ -37,6 +37,8 @@ pub enum Call {
     RequestChange,
     #[strum(to_string = "withdrawing the change request")]
     WithdrawChange,
+    #[strum(to_string = "reading the connection's traffic")]
+    Traffic,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -250,7 +252,19 @@ impl<'a> Remote<'a> {
         self.guarded(Call::WithdrawChange, call).await
     }
 
-    /// A change call, within the company's throttle pause.
+    /// The connection's average traffic over `window`; `None`: nothing measured.
+    pub async fn traffic(
+        &self,
+        id: &str,
+        window: (Timestamp, Timestamp),
+        resolution: cc::Resolution,
+    ) -> Result<Option<cc::Traffic>, Error> {
+        let api = &self.ctx.api;
+        let call = api.connection_traffic(self.key, self.company, id, window, resolution);
+        self.guarded(Call::Traffic, call).await
+    }
+
+    /// A call within the company's throttle pause.
     async fn guarded<T>(
         &self,
         call: Call,

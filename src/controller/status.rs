@@ -1,6 +1,8 @@
 //! Write step: turn what a reconcile learned into status, conditions and events, and write them
 //! only when something changed, so that our own writes never feed a reconcile loop.
 
+use std::time::Duration;
+
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{
@@ -90,10 +92,31 @@ pub fn next(
         .into_iter()
         .map(|new| keep_transition_time(&status.conditions, new))
         .collect();
+    if status.phase != Some(report.phase) {
+        status.phase_since = Some(Timestamp::now().to_string());
+    }
     status.phase = Some(report.phase);
     status.message = Some(report.message.clone()).filter(|m| !m.is_empty());
     status.observed_generation = generation;
     status
+}
+
+/// How long the resource has been in its phase at `now` (`None`: not recorded, as by builds
+/// before `phaseSince`).
+pub fn time_in_phase(status: &FastConnectConnectionStatus, now: Timestamp) -> Option<Duration> {
+    let since: Timestamp = status.phase_since.as_deref()?.parse().ok()?;
+    Some(now.duration_since(since).unsigned_abs())
+}
+
+/// The phase `before` had and how long it lasted, when `after` has left it.
+pub fn left_phase(
+    before: Option<&FastConnectConnectionStatus>,
+    after: &FastConnectConnectionStatus,
+    now: Timestamp,
+) -> Option<(Phase, Duration)> {
+    let before = before?;
+    let phase = before.phase.filter(|p| after.phase != Some(*p))?;
+    Some((phase, time_in_phase(before, now)?))
 }
 
 fn condition(
@@ -233,5 +256,45 @@ mod tests {
             first, second,
             "transition times must be kept, or every reconcile writes"
         );
+    }
+
+    #[test]
+    fn the_phase_records_when_it_began_and_how_long_it_lasted() {
+        let fcc = fcc();
+        let creating = next(
+            &fcc,
+            Default::default(),
+            &report(Phase::Creating, Reason::Creating),
+        );
+        let began: Timestamp = creating.phase_since.as_deref().unwrap().parse().unwrap();
+        let still = next(
+            &fcc,
+            creating.clone(),
+            &report(Phase::Creating, Reason::Creating),
+        );
+        assert_eq!(
+            still.phase_since, creating.phase_since,
+            "same phase, same start"
+        );
+        assert_eq!(left_phase(Some(&creating), &still, Timestamp::now()), None);
+        let active = next(
+            &fcc,
+            creating.clone(),
+            &report(Phase::Active, Reason::Active),
+        );
+        let later = began + jiff::SignedDuration::from_secs(90);
+        assert_eq!(
+            left_phase(Some(&creating), &active, later),
+            Some((Phase::Creating, Duration::from_secs(90)))
+        );
+        assert_eq!(
+            time_in_phase(&creating, later),
+            Some(Duration::from_secs(90))
+        );
+        let unrecorded = FastConnectConnectionStatus {
+            phase: Some(Phase::Creating),
+            ..Default::default()
+        };
+        assert_eq!(left_phase(Some(&unrecorded), &active, later), None);
     }
 }

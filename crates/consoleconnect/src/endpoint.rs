@@ -14,10 +14,11 @@ pub enum Endpoint {
     UpdateConnection,
     RequestChange,
     WithdrawChange,
+    ConnectionUtilization,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::ListPorts,
         Endpoint::OracleMetros,
         Endpoint::CreateLayer2,
@@ -27,6 +28,7 @@ impl Endpoint {
         Endpoint::UpdateConnection,
         Endpoint::RequestChange,
         Endpoint::WithdrawChange,
+        Endpoint::ConnectionUtilization,
     ];
 
     /// Stable snake_case label, e.g. `create_layer2`; the sandbox's stats use the same names.
@@ -41,6 +43,7 @@ impl Endpoint {
             Endpoint::UpdateConnection => "update_connection",
             Endpoint::RequestChange => "change_request",
             Endpoint::WithdrawChange => "withdraw_change",
+            Endpoint::ConnectionUtilization => "connection_utilization",
         }
     }
 
@@ -52,7 +55,8 @@ impl Endpoint {
             Endpoint::ListPorts
             | Endpoint::OracleMetros
             | Endpoint::GetConnection
-            | Endpoint::SearchConnections => "GET",
+            | Endpoint::SearchConnections
+            | Endpoint::ConnectionUtilization => "GET",
         }
     }
 
@@ -69,6 +73,9 @@ impl Endpoint {
             }
             Endpoint::RequestChange | Endpoint::WithdrawChange => {
                 "/api/company/{company}/connections/{id}/change"
+            }
+            Endpoint::ConnectionUtilization => {
+                "/api/company/{company}/connections/{id}/utilization"
             }
         }
     }

@@ -29,7 +29,7 @@ pub use key::ApiKey;
 pub use types::{
     AssignedVlans, Capacity, ClassOfService, Connection, ConnectionStatus, ConnectionUpdate,
     DurationUnit, Layer2Request, Metro, MetroCapabilities, PaymentType, PendingRequest, Port,
-    PortStatus, SEARCHED_STATUSES, Speed,
+    PortStatus, Resolution, SEARCHED_STATUSES, Speed, Traffic, TrafficSample, Utilization,
 };
 
 use error::{describe_transport, from_response, redact, truncate};
@@ -375,6 +375,39 @@ impl Client {
             .call(endpoint, company, key, self.http.delete(url))
             .await?;
         Ok(answered_connection(endpoint, &body))
+    }
+
+    /// The connection's average traffic from `start` to `end` (unix seconds on the wire), from
+    /// buckets of `resolution`. `None`: nothing measured in the window. A unit the client
+    /// cannot convert is a decode error, never a wrong number.
+    pub async fn connection_traffic(
+        &self,
+        key: &ApiKey,
+        company: &str,
+        id: &str,
+        window: (jiff::Timestamp, jiff::Timestamp),
+        resolution: Resolution,
+    ) -> Result<Option<Traffic>, Error> {
+        let endpoint = Endpoint::ConnectionUtilization;
+        let url = self.url(&[
+            "api",
+            "company",
+            segment(company, "company")?,
+            "connections",
+            segment(id, "connection id")?,
+            "utilization",
+        ]);
+        let (start, end) = window;
+        let query = [
+            ("start", start.as_second().to_string()),
+            ("end", end.as_second().to_string()),
+            ("resolution", resolution.as_str().to_owned()),
+        ];
+        let request = self.http.get(url).query(&query);
+        let body = self.call(endpoint, company, key, request).await?;
+        decode::<Utilization>(endpoint, &body, key)?
+            .average()
+            .map_err(|message| Error::Decode { endpoint, message })
     }
 
     /// `/api/v2/company/{company}/connections/{id}`: read, update and delete.

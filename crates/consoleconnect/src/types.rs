@@ -661,6 +661,85 @@ where
     Ok(lenient(deserializer)?.unwrap_or_default())
 }
 
+/// How finely Console Connect buckets traffic (`resolution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resolution::Minute => "minute",
+            Resolution::Hour => "hour",
+            Resolution::Day => "day",
+        }
+    }
+}
+
+/// A connection's traffic over a window (`GET /api/company/{company}/connections/{id}/utilization`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Utilization {
+    /// `Mbps` in the spec's example; others are scaled, an unknown one is refused.
+    #[serde(default, deserialize_with = "lenient")]
+    pub unit: Option<String>,
+    #[serde(default, deserialize_with = "lenient_or_default")]
+    pub results: Vec<TrafficSample>,
+}
+
+/// One bucket of [`Utilization`]. `rx`/`tx` are Console Connect's words; the spec does not say
+/// from which side they are counted.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficSample {
+    #[serde(default, deserialize_with = "lenient")]
+    pub time: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub rx_average: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub tx_average: Option<f64>,
+}
+
+/// Average traffic over a window, in Mbps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Traffic {
+    pub rx_mbps: f64,
+    pub tx_mbps: f64,
+}
+
+impl Utilization {
+    /// The mean of the buckets' averages, in Mbps. `Ok(None)`: no bucket carries both values
+    /// (nothing measured yet). Err: a unit this client cannot convert.
+    pub fn average(&self) -> Result<Option<Traffic>, String> {
+        let scale = match self.unit.as_deref().map(str::trim) {
+            None | Some("Mbps") => 1.0,
+            Some("bps") => 1e-6,
+            Some("Kbps") => 1e-3,
+            Some("Gbps") => 1e3,
+            Some(other) => return Err(format!("unknown traffic unit {other:?}")),
+        };
+        let measured: Vec<(f64, f64)> = self
+            .results
+            .iter()
+            .filter_map(|s| Some((s.rx_average?, s.tx_average?)))
+            .filter(|(rx, tx)| rx.is_finite() && tx.is_finite())
+            .collect();
+        if measured.is_empty() {
+            return Ok(None);
+        }
+        let n = measured.len() as f64;
+        let (rx, tx) = measured
+            .iter()
+            .fold((0.0, 0.0), |(rx, tx), (r, t)| (rx + r, tx + t));
+        Ok(Some(Traffic {
+            rx_mbps: rx / n * scale,
+            tx_mbps: tx / n * scale,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -974,5 +1053,38 @@ mod tests {
         assert!(metro.ready && metro.capabilities.layer2 && !metro.deleted);
         assert_eq!(metro.code, "HKG");
         assert_eq!(metro.facility_id(), Some("5aa89b04ac86ba0012345bdf"));
+    }
+
+    #[test]
+    fn traffic_is_the_mean_of_the_buckets_in_mbps() {
+        let utilization: Utilization = serde_json::from_value(json!({
+            "connectionId": 120391239323_u64,
+            "results": [
+                {"time": 1, "rxAverage": 10, "txAverage": 2, "rxMax": 20},
+                {"time": 2, "rxAverage": 20, "txAverage": 4},
+                {"time": 3, "rxAverage": null, "txAverage": 9}
+            ],
+            "unit": "Mbps"
+        }))
+        .unwrap();
+        let traffic = utilization.average().unwrap().unwrap();
+        assert_eq!((traffic.rx_mbps, traffic.tx_mbps), (15.0, 3.0));
+        let kbps: Utilization = serde_json::from_value(json!({
+            "results": [{"rxAverage": 500, "txAverage": 1500}], "unit": "Kbps"
+        }))
+        .unwrap();
+        let traffic = kbps.average().unwrap().unwrap();
+        assert_eq!((traffic.rx_mbps, traffic.tx_mbps), (0.5, 1.5));
+    }
+
+    #[test]
+    fn traffic_without_buckets_is_none_and_an_unknown_unit_an_error() {
+        let empty: Utilization = serde_json::from_value(json!({"results": []})).unwrap();
+        assert_eq!(empty.average(), Ok(None));
+        let odd: Utilization = serde_json::from_value(json!({
+            "results": [{"rxAverage": 1, "txAverage": 1}], "unit": "packets"
+        }))
+        .unwrap();
+        assert!(odd.average().unwrap_err().contains("packets"));
     }
 }

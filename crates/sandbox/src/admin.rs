@@ -40,6 +40,7 @@ pub fn router() -> Router<App> {
         .route("/_sandbox/connections/{id}/error", post(error))
         .route("/_sandbox/connections/{id}/status", post(set_status))
         .route("/_sandbox/connections/{id}/edit", post(edit))
+        .route("/_sandbox/connections/{id}/traffic", post(set_traffic))
         .route(
             "/_sandbox/connections/{id}/change/approve",
             post(approve_change),
@@ -210,6 +211,43 @@ async fn edit(
         "connection edited by admin"
     );
     Ok(Json(connection))
+}
+
+/// `{"rxMbps": .., "txMbps": ..}`: the traffic the utilization call reports from now on.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TrafficUpdate {
+    rx_mbps: f64,
+    tx_mbps: f64,
+}
+
+async fn set_traffic(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let update: TrafficUpdate = parse(&body)?;
+    let level = crate::traffic::Level {
+        rx_mbps: update.rx_mbps,
+        tx_mbps: update.tx_mbps,
+    };
+    if ![level.rx_mbps, level.tx_mbps]
+        .iter()
+        .all(|mbps| mbps.is_finite() && *mbps >= 0.0)
+    {
+        return Err(ApiError::bad_request("rxMbps and txMbps must be 0 or more"));
+    }
+    app.set_traffic(&id, level)
+        .map_err(|refusal| refused(&id, refusal))?;
+    tracing::info!(
+        id,
+        rx = level.rx_mbps,
+        tx = level.tx_mbps,
+        "traffic set by admin"
+    );
+    Ok(Json(
+        json!({ "id": id, "rxMbps": level.rx_mbps, "txMbps": level.tx_mbps }),
+    ))
 }
 
 /// Faults as the admin API shows and takes them. In updates, absent fields keep their value

@@ -29,12 +29,13 @@ const CONNECTIONS_V2: &str = "/api/v2/company/{company}/connections";
 const CONNECTION_V1: &str = "/api/company/{company}/connections/{id}";
 const CONNECTIONS_V1: &str = "/api/company/{company}/connections";
 const CHANGE: &str = "/api/company/{company}/connections/{id}/change";
+const UTILIZATION: &str = "/api/company/{company}/connections/{id}/utilization";
 
 /// What a read-only key lacks for the day-2 calls.
 const UPDATE_ACTION: &str = "network:UpdateConnection";
 
 /// Stats label, method and route of every endpoint; the labels match the client's `Endpoint`.
-pub const ENDPOINTS: [(&str, Method, &str); 11] = [
+pub const ENDPOINTS: [(&str, Method, &str); 12] = [
     ("list_ports", Method::GET, PORTS),
     ("oracle_metros", Method::GET, METROS),
     ("create_layer2", Method::PUT, CREATE),
@@ -46,6 +47,7 @@ pub const ENDPOINTS: [(&str, Method, &str); 11] = [
     ("update_connection", Method::POST, CONNECTION_V2),
     ("change_request", Method::PUT, CHANGE),
     ("withdraw_change", Method::DELETE, CHANGE),
+    ("connection_utilization", Method::GET, UTILIZATION),
 ];
 
 /// Stats label of requests to `/api` that match no endpoint.
@@ -74,6 +76,7 @@ pub fn router(app: App) -> Router<App> {
                 .post(update_connection),
         )
         .route(CHANGE, put(change_request).delete(withdraw_change))
+        .route(UTILIZATION, get(connection_utilization))
         .route(CONNECTIONS_V2, get(search_connections))
         .route(CONNECTION_V1, get(get_connection))
         .route(CONNECTIONS_V1, get(list_connections))
@@ -465,6 +468,20 @@ async fn withdraw_change(
         .map_err(|refusal| change_refused(&id, refusal))?;
     tracing::info!(company, id, "change request withdrawn");
     Ok(Json(connection))
+}
+
+/// "Get connection utilization data": `start`, `end` and `resolution` are all required.
+async fn connection_utilization(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path((company, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&app, &caller, &company)?;
+    let window = crate::traffic::window(&query).map_err(ApiError::bad_request)?;
+    app.utilization(&company, &id, window)
+        .map(Json)
+        .ok_or_else(|| connection_not_found(&id))
 }
 
 /// A port; `used` is the Mbps its live connections take.

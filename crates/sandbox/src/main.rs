@@ -14,6 +14,7 @@ mod change;
 mod config;
 mod error;
 mod state;
+mod traffic;
 mod validate;
 
 use std::io::{IsTerminal, Write};

@@ -17,6 +17,7 @@ use crate::config::{
     Behaviour, CompanyConfig, Config, ConnectionShape, DeletedReads, FaultConfig, LifecycleConfig,
     MetroConfig, PortConfig,
 };
+use crate::traffic;
 use crate::validate::{Order, Update};
 
 pub const CREATING: &str = "CREATING";
@@ -85,6 +86,8 @@ pub struct AppState {
     initial: Settings,
     settings: Mutex<Settings>,
     connections: Mutex<HashMap<String, Record>>,
+    /// Traffic the admin set, by connection id.
+    traffic: Mutex<HashMap<String, traffic::Level>>,
     stats: Mutex<Stats>,
 }
 
@@ -441,6 +444,8 @@ pub struct Stats {
     creates: Vec<Value>,
     /// Change requests (`PUT .../change`) received, like `creates`.
     changes: Vec<Value>,
+    /// Utilization reads answered, by connection id.
+    traffic_reads: BTreeMap<String, u64>,
 }
 
 /// A paged search: `status` already normalised, `count` already clamped.
@@ -472,6 +477,7 @@ impl AppState {
             initial: settings,
             settings: Mutex::new(settings),
             connections: Mutex::new(HashMap::new()),
+            traffic: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
         }
     }
@@ -490,6 +496,7 @@ impl AppState {
     pub fn reset(&self) {
         *lock(&self.settings) = self.initial;
         lock(&self.connections).clear();
+        lock(&self.traffic).clear();
         *lock(&self.stats) = Stats::default();
     }
 
@@ -935,6 +942,36 @@ impl AppState {
         Ok(admin_json(record, now))
     }
 
+    /// The utilization answer for connection `id` of `company`: buckets of the traffic the admin
+    /// set (none set: 0 Mbps) while the connection is ACTIVE. `None`: no such connection.
+    pub fn utilization(&self, company: &str, id: &str, window: traffic::Window) -> Option<Value> {
+        let now = Timestamp::now();
+        let active_since = {
+            let connections = lock(&self.connections);
+            let record = connections.get(id).filter(|r| r.company == company)?;
+            let stage = record.stage(now);
+            if stage.status == DELETED {
+                return None;
+            }
+            (stage.status == ACTIVE).then_some(stage.since.as_second())
+        };
+        let level = lock(&self.traffic).get(id).copied().unwrap_or_default();
+        *lock(&self.stats)
+            .traffic_reads
+            .entry(id.to_owned())
+            .or_default() += 1;
+        Some(traffic::answer(id, window, active_since, level))
+    }
+
+    /// Sets the traffic connection `id` carries from now on.
+    pub fn set_traffic(&self, id: &str, level: traffic::Level) -> Result<(), AdminRefusal> {
+        let now = Timestamp::now();
+        let mut connections = lock(&self.connections);
+        admin_changeable(&mut connections, id, now, true)?;
+        lock(&self.traffic).insert(id.to_owned(), level);
+        Ok(())
+    }
+
     pub fn record_request(&self, endpoint: &str, status: u16) {
         let mut stats = lock(&self.stats);
         *stats
@@ -973,6 +1010,7 @@ impl AppState {
             "totalRequests": total,
             "creates": stats.creates,
             "changes": stats.changes,
+            "trafficReads": stats.traffic_reads,
         })
     }
 }

@@ -382,6 +382,12 @@ impl Sandbox {
         self.connection_action(id, "edit", Some(body)).await
     }
 
+    /// The traffic connection `id` carries from now on, in Mbps.
+    pub async fn set_traffic(&self, id: &str, rx_mbps: f64, tx_mbps: f64) -> Value {
+        let body = json!({"rxMbps": rx_mbps, "txMbps": tx_mbps});
+        self.connection_action(id, "traffic", Some(body)).await
+    }
+
     /// Replaces all faults; `Faults::default()` switches them off.
     pub async fn set_faults(&self, faults: Faults) -> Value {
         let body = json!({
@@ -796,6 +802,11 @@ impl Stats {
             .into_iter()
             .map(|record| record["body"].clone())
             .collect()
+    }
+
+    /// Utilization reads the sandbox answered for connection `id`.
+    pub fn traffic_reads(&self, id: &str) -> u64 {
+        self.0["trafficReads"][id].as_u64().unwrap_or(0)
     }
 
     /// Like [`Stats::changes`] with `receivedAt`, `company`, `connectionId` and `status`.

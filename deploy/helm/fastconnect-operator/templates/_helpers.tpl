@@ -99,3 +99,48 @@ it watches all namespaces). Nothing else: no list or watch of Secrets, no writes
   resources: ["secrets"]
   verbs: ["get", "patch"]
 {{- end }}
+
+{{/*
+PromQL label matchers of this release's series: prometheusRule.selector, or the job and namespace
+the chart's ServiceMonitor gives its targets (job: the Service's name).
+*/}}
+{{- define "fco.metricsSelector" -}}
+{{- if .Values.prometheusRule.selector }}
+{{- .Values.prometheusRule.selector }}
+{{- else }}
+{{- printf "job=%q,namespace=%q" (include "fco.fullname" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* The labels of one alert: (list $ <alert values>). */}}
+{{- define "fco.alertLabels" -}}
+{{- $root := index . 0 }}
+{{- $alert := index . 1 }}
+{{- $labels := merge (dict "severity" $alert.severity) (deepCopy $root.Values.prometheusRule.alertLabels) }}
+{{- toYaml $labels }}
+{{- end }}
+
+{{/* The runbook annotation of one alert: (list $ "AlertName"). */}}
+{{- define "fco.runbook" -}}
+{{- $root := index . 0 }}
+{{- $name := index . 1 }}
+{{- with $root.Values.prometheusRule.runbookUrl -}}
+runbook_url: {{ printf "%s#%s" . (lower $name) | quote }}
+{{- else -}}
+runbook: {{ printf "fastconnect-operator README, section Alerts, %s" $name | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Prometheus duration of s, m, h, d and w units (e.g. 24h, 1d12h) in seconds, for comparing
+with a *_seconds metric.
+*/}}
+{{- define "fco.durationSeconds" -}}
+{{- $units := dict "s" 1 "m" 60 "h" 3600 "d" 86400 "w" 604800 }}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+[smhdw]" . -1 }}
+{{- $n := regexFind "^[0-9]+" . }}
+{{- $total = add $total (mul (atoi $n) (get $units (trimPrefix $n .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}
