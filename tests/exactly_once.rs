@@ -14,10 +14,12 @@ use std::{
 };
 
 use fastconnect_operator::crd::{FastConnectConnection, Phase};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, CustomResourceExt, ResourceExt,
     api::{DeleteParams, PostParams},
+    runtime::{WatchStreamExt, watcher},
 };
 use serde_json::{Value, json};
 use support::{
@@ -199,6 +201,88 @@ async fn deleting_the_namespace_disconnects() {
     cluster::delete_namespace(&env.client, &env.ns, Duration::from_secs(120)).await;
     let remote = env.sandbox.connection(&id).await.expect("admin view");
     assert_eq!(remote["deleted"], true, "{remote}");
+}
+
+fn guarded(secret: &Secret) -> bool {
+    secret
+        .finalizers()
+        .iter()
+        .any(|f| f == fastconnect_operator::controller::SECRET_FINALIZER)
+}
+
+/// Many resources sharing one key, deleted at once: the key stays guarded while one resource
+/// still needs it, and the guard goes once the last is released, although each released
+/// resource decided alone and the watch caches lag behind the deletions.
+#[tokio::test]
+async fn the_key_guard_outlives_a_mass_deletion_and_goes_with_the_last_resource() {
+    let env = Env::start(&sandbox::INSTANT_WITH_DELETE).await;
+    let names: Vec<String> = (0..12).map(|i| format!("many-{i}")).collect();
+    for name in names.iter().map(String::as_str).chain(["keeper"]) {
+        env.create_small(name).await;
+    }
+    for name in names.iter().map(String::as_str).chain(["keeper"]) {
+        env.wait_phase(name, Phase::Active).await;
+    }
+    let secrets = Api::<Secret>::namespaced(env.client.clone(), &env.ns);
+    assert!(guarded(&secrets.get("consoleconnect").await.unwrap()));
+    // Every state of the Secret from now on: a guard lost even for a moment counts (the
+    // keeper's next poll would put it back).
+    let states = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = states.clone();
+    let config = watcher::Config::default().fields("metadata.name=consoleconnect");
+    let watch = tokio::spawn(watcher(secrets.clone(), config).applied_objects().for_each(
+        move |secret| {
+            if let Ok(secret) = secret {
+                sink.lock().unwrap().push(guarded(&secret));
+            }
+            futures::future::ready(())
+        },
+    ));
+
+    for name in &names {
+        env.fccs
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    for name in &names {
+        env.wait_gone(name).await;
+    }
+    // The released resources' mark is judged once the caches show them gone.
+    let operator = env.operator();
+    cluster::wait_for(
+        "the guard to be judged",
+        Duration::from_secs(30),
+        || async move {
+            operator
+                .logs()
+                .contains("the API key Secret is still needed; guard kept")
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        guarded(&secrets.get("consoleconnect").await.unwrap()),
+        "the keeper still needs the key"
+    );
+    watch.abort();
+    let seen = states.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|guarded| *guarded),
+        "the guard went while the keeper needed the key: {seen:?}"
+    );
+
+    env.fccs
+        .delete("keeper", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_gone("keeper").await;
+    let secrets = &secrets;
+    cluster::wait_for("the guard to go", Duration::from_secs(30), || async move {
+        let secret = secrets.get("consoleconnect").await.ok()?;
+        (!guarded(&secret)).then_some(())
+    })
+    .await;
 }
 
 /// A resource whose status was lost (a restore) still has our finalizer: on deletion the

@@ -12,6 +12,7 @@ mod day2;
 pub mod decide;
 mod events;
 mod finalizer;
+mod guards;
 pub mod inputs;
 pub mod reason;
 mod reconcile;
@@ -152,6 +153,8 @@ pub struct Context {
     /// `concurrency` for the whole process: each watched namespace has a controller of its
     /// own, and their own limits would add up.
     pub reconciles: tokio::sync::Semaphore,
+    /// API key Secrets whose guard may have become unneeded.
+    pub guards: guards::UnneededGuards,
 }
 
 impl Context {
@@ -171,6 +174,7 @@ impl Context {
             secrets: SecretCache::new(settings.secret_ttl),
             backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
             reconciles: tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))),
+            guards: guards::UnneededGuards::default(),
             kube,
             api,
             settings,
@@ -222,12 +226,18 @@ pub async fn run(ctx: Arc<Context>, namespaces: Namespaces, readiness: Readiness
         }
         info!("watches synced; ready");
         readiness.set_ready();
+        let housekeeping = future::join(
+            count_phases(&stores, &metrics),
+            guards::sweep(&ctx, &stores),
+        );
         match ctx.settings.utilization_interval {
             Some(every) => {
                 let traffic = traffic::poll(&ctx, &stores, every);
-                future::join(count_phases(&stores, &metrics), traffic).await;
+                future::join(housekeeping, traffic).await;
             }
-            None => count_phases(&stores, &metrics).await,
+            None => {
+                housekeeping.await;
+            }
         }
     };
     // Polled in the controllers' own task, not spawned: a store's readiness signal wakes only
@@ -266,8 +276,7 @@ async fn run_one(
     // changes, finalizer changes, deletion and the pause annotation must.
     let changes = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
-        // Managed fields are most of an object's size and we never read them.
-        .modify(|fcc| fcc.managed_fields_mut().clear())
+        .modify(trim_for_cache)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
@@ -290,6 +299,17 @@ async fn run_one(
             futures::future::ready(())
         })
         .await;
+}
+
+/// kubectl's copy of the last applied object, kept only by client-side `kubectl apply`.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from a watched resource what the operator never reads before the cache keeps it:
+/// managed fields and kubectl's last-applied copy are most of an object's size. Every write
+/// is a patch of the fields it sets, so nothing dropped here is ever written back.
+fn trim_for_cache(fcc: &mut FastConnectConnection) {
+    fcc.managed_fields_mut().clear();
+    fcc.annotations_mut().remove(LAST_APPLIED);
 }
 
 /// Changes when the resource is paused or resumed.
@@ -345,5 +365,29 @@ fn requeue(
             ctx.backoff.reset(&key);
             Action::requeue(backoff::jitter(reconcile::poll_cadence(ctx, status)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_neither_managed_fields_nor_the_last_applied_copy() {
+        let mut fcc: FastConnectConnection = serde_json::from_value(serde_json::json!({
+            "apiVersion": "fastconnect.dev/v1alpha1", "kind": "FastConnectConnection",
+            "metadata": {"name": "hk", "namespace": "net",
+                "annotations": {LAST_APPLIED: "{\"spec\":{}}", "fastconnect.dev/paused": "true"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"companyUsername": "acme",
+                "credentials": {"apiKeySecretRef": {"name": "a"}, "oracleOcidSecretRef": {"name": "o"}},
+                "sourcePort": {"name": "p"}, "destination": {"metro": "HKG"},
+                "speedMbps": 100, "term": {"duration": 1, "unit": "m"}}
+        }))
+        .unwrap();
+        trim_for_cache(&mut fcc);
+        assert!(fcc.managed_fields().is_empty());
+        assert!(!fcc.annotations().contains_key(LAST_APPLIED));
+        assert!(fcc.is_paused(), "annotations the operator reads stay");
     }
 }
