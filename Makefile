@@ -47,6 +47,8 @@ image-check:
 image:
 	hack/build-image.sh
 
-## Scale benchmark (on demand, not in CI): N resources at once, markdown table on stdout.
+## Benchmarks (on demand, not in CI; hack/bench.sh): scale (N resources at once) and fleet (50
+## companies × 200 resources among 1,000 foreign connections each, restart; FCO_BENCH_FAULTS=1
+## adds a run with kube-apiserver and etcd restarted); markdown tables on stdout.
 bench:
 	hack/bench.sh

@@ -17,33 +17,19 @@ use std::{
 use fastconnect_operator::crd::{FastConnectConnection, Phase};
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::{
-    Api, Client, CustomResourceExt, ResourceExt,
+    Api, CustomResourceExt, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
     runtime::{WatchStreamExt, watcher},
 };
 use support::{
+    bench::{self, apiserver_writes, sandbox_counts},
     cluster, fixtures,
     operator::Operator,
     sandbox::{self, Sandbox},
 };
 
-/// The operator's production cadences and rate limit; the test defaults would poll far more
-/// often, settle an order in 2 s and allow 100 calls per second.
-const DEFAULTS: &[(&str, &str)] = &[
-    ("FCO_POLL_PROGRESS", "5s"),
-    ("FCO_POLL_ACTIVE", "60s"),
-    ("FCO_ORDER_SETTLE", "5m"),
-    ("FCO_API_RATE_LIMIT", "10"),
-    ("FCO_API_RATE_BURST", "20"),
-    ("FCO_SEARCH_PAGE_SIZE", "100"),
-    ("FCO_CONCURRENCY", "32"),
-    ("FCO_CATALOG_TTL", "60s"),
-    ("FCO_SECRET_TTL", "10s"),
-    ("FCO_BACKOFF_MIN", "1s"),
-    ("FCO_BACKOFF_MAX", "5m"),
-    ("FCO_API_TIMEOUT", "30s"),
-    ("RUST_LOG", "warn"),
-];
+/// The operator's production cadences and rate limit (shared with benches/fleet.rs).
+const DEFAULTS: &[(&str, &str)] = bench::PRODUCTION;
 
 /// The figures of [`DEFAULTS`] the targets are computed from.
 const RATE_LIMIT_PER_SECOND: f64 = 10.0;
@@ -196,18 +182,7 @@ async fn run(n: usize, steady: Duration) -> Row {
     let writes_before = apiserver_writes(&client).await;
 
     let operator = Operator::start_with(&sandbox.url, &ns, DEFAULTS);
-    cluster::wait_for_ok(
-        "the operator to be ready",
-        Duration::from_secs(60),
-        || async {
-            let url = format!("http://{}/readyz", operator.metrics_addr);
-            match reqwest::get(&url).await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    bench::wait_operator_ready(&operator, Duration::from_secs(60)).await;
 
     let timeline = Timeline::watch(fccs.clone());
     let started = Instant::now();
@@ -223,13 +198,8 @@ async fn run(n: usize, steady: Duration) -> Row {
             }
         })
         .await;
-    let all_ready = cluster::wait_for_ok("all Ready", Duration::from_secs(600), || async {
-        let ready = timeline.ready_count();
-        if ready == n {
-            Ok(started.elapsed())
-        } else {
-            Err(ready)
-        }
+    let all_ready = bench::wait_for_all("all Ready", n, Duration::from_secs(600), started, || {
+        timeline.ready_count()
     })
     .await;
     let (first_status_p50, first_status_p95) = timeline.first_status_percentiles();
@@ -237,7 +207,7 @@ async fn run(n: usize, steady: Duration) -> Row {
     let api_calls_total = api_calls_by_endpoint.iter().map(|(_, c)| c).sum();
 
     let usage = |phase: &str| {
-        let (rss, cpu) = process_usage(&operator);
+        let (rss, cpu) = bench::process_usage(operator.pid());
         eprintln!("bench: operator after {phase}: peak RSS {rss:.1} MiB, {cpu:.1} s CPU");
     };
     usage("all Ready");
@@ -301,7 +271,7 @@ async fn run(n: usize, steady: Duration) -> Row {
     })
     .await;
     let writes_after = apiserver_writes(&client).await;
-    let (peak_rss_mib, cpu_seconds) = process_usage(&operator);
+    let (peak_rss_mib, cpu_seconds) = bench::process_usage(operator.pid());
     drop(operator);
 
     let delta = |key: &str| {
@@ -411,20 +381,6 @@ fn resource(name: &str) -> FastConnectConnection {
     serde_json::from_value(fixtures::small_connection(name)).expect("valid resource")
 }
 
-/// Console Connect calls since the last reset, by endpoint (the sandbox's labels).
-async fn sandbox_counts(sandbox: &Sandbox) -> Vec<(String, u64)> {
-    let stats = sandbox.stats().await;
-    stats.0["counts"]
-        .as_object()
-        .map(|endpoints| {
-            endpoints
-                .keys()
-                .map(|endpoint| (endpoint.clone(), stats.total(endpoint)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn window(sandbox: &Sandbox, length: Duration) -> Window {
     let by_endpoint = sandbox_counts(sandbox).await;
     Window {
@@ -432,78 +388,6 @@ async fn window(sandbox: &Sandbox, length: Duration) -> Window {
         calls: by_endpoint.iter().map(|(_, c)| c).sum(),
         by_endpoint,
     }
-}
-
-/// Writes the API server has served, by resource: PATCH and UPDATE of fastconnectconnections
-/// (any subresource) and CREATE/PATCH of events, from its own `/metrics`.
-async fn apiserver_writes(client: &Client) -> HashMap<String, f64> {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = client
-        .request_text(request)
-        .await
-        .expect("apiserver /metrics");
-    let mut writes = HashMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let resource = label("resource");
-        let verb = label("verb");
-        let counted = match resource.as_str() {
-            "fastconnectconnections" => matches!(verb.as_str(), "PATCH" | "UPDATE" | "APPLY"),
-            "events" => matches!(verb.as_str(), "POST" | "CREATE" | "PATCH" | "UPDATE"),
-            _ => false,
-        };
-        if counted && let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok())
-        {
-            *writes.entry(resource).or_default() += value;
-        }
-    }
-    writes
-}
-
-/// Peak resident memory (MiB) and CPU seconds of the operator process, from /proc.
-fn process_usage(operator: &Operator) -> (f64, f64) {
-    let pid = operator.pid();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak_kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    (peak_kib / 1024.0, ticks / clock_ticks_per_second())
-}
-
-fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 fn print_table(rows: &[Row], steady: Duration) {
@@ -581,13 +465,7 @@ fn print_table(rows: &[Row], steady: Duration) {
         ORDER_SETTLE.as_secs(),
     );
     println!();
-    let list = |calls: &[(String, u64)]| {
-        calls
-            .iter()
-            .map(|(endpoint, count)| format!("{endpoint} {count}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = bench::list_calls;
     let part = |name: &str, w: Option<&Window>| {
         w.map(|w| {
             format!(

@@ -3,12 +3,14 @@
 # etcd + kube-apiserver (+ kube-controller-manager), built from the Go module proxy by
 # hack/testenv/build.sh into a cache outside the repository.
 #
-# Usage: hack/testenv.sh up [--node]|down|env|status|logs|build|import-image FILE REF
+# Usage: hack/testenv.sh up [--node]|down|restart etcd|apiserver|env|status|logs|build|import-image FILE REF
 #   up      build what is missing, start the control plane (harmless when it already runs)
 #   up --node   the same plus a worker node that runs pods: kube-scheduler, kubelet, kube-proxy,
 #           containerd and a CNI bridge (hack/testenv/node.sh; root, Linux). FCO_TESTENV_NODE=1
 #           does the same.
 #   import-image FILE REF   import an OCI archive into the node's containerd as REF
+#   restart etcd|apiserver   stop one component and start it again with the same data, ports and
+#           certificates (a fault for benches/fleet.rs); waits until the API server serves again
 #   down    stop exactly the processes `up` started and remove their data (logs are kept)
 #   env     print `export ...` lines to eval: KUBECONFIG, PATH (our kubectl/helm), FCO_TESTENV_LOGS
 #   status  what runs: pids, ports, versions
@@ -216,6 +218,78 @@ wait_until() { # description timeout-seconds component command...
 etcd_healthy() { curl -sf --max-time 3 "http://127.0.0.1:$ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'; }
 kcm_healthy() { curl -sfk --max-time 3 "https://127.0.0.1:$KCM_PORT/healthz" >/dev/null 2>&1; }
 
+# etcd and kube-apiserver with the settings recorded in $RUN/state.env (`up` and `restart`).
+start_etcd() {
+  start etcd "$BIN_DIR/etcd" \
+    --name=testenv \
+    --data-dir="$DATA/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="testenv=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster-state=new \
+    --unsafe-no-fsync \
+    --log-level=warn
+}
+
+start_apiserver() {
+  local node_flags=() sa_admission=()
+  # With a node the API server listens on the node's address too.
+  if [ "$APISERVER_HOST" != 127.0.0.1 ]; then
+    mapfile -t node_flags < <(node_apiserver_flags)
+  fi
+  if [ ! -x "$BIN_DIR/kube-controller-manager" ]; then
+    # Without the controller manager nobody creates the `default` service accounts.
+    sa_admission=(--disable-admission-plugins=ServiceAccount)
+  fi
+  start kube-apiserver "$BIN_DIR/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 \
+    --advertise-address=127.0.0.1 \
+    "${node_flags[@]}" \
+    --secure-port="$APISERVER_PORT" \
+    --cert-dir="$PKI" \
+    --tls-cert-file="$PKI/apiserver.crt" \
+    --tls-private-key-file="$PKI/apiserver.key" \
+    --token-auth-file="$PKI/tokens.csv" \
+    --client-ca-file="$PKI/ca.crt" \
+    --authorization-mode=Node,RBAC \
+    --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="$PKI/sa.pub" \
+    --service-account-signing-key-file="$PKI/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --allow-privileged=true \
+    --profiling=false \
+    "${sa_admission[@]}"
+}
+
+# Stops one component of a running control plane and starts it again with the same settings,
+# data, ports and certificates (a fault for tests and benchmarks); waits until it serves.
+cmd_restart() { # etcd|apiserver
+  running || die "the control plane is not up; run: $0 up"
+  load_state
+  case "${1:-}" in
+    etcd)
+      [ -n "${ETCD_PEER_PORT:-}" ] ||
+        die "this control plane was started before 'restart' existed (no ETCD_PEER_PORT); run '$0 down' and '$0 up'"
+      stop_component etcd
+      start_etcd || die "etcd did not start again"
+      wait_until "etcd /health" 60 etcd etcd_healthy || die "etcd did not become healthy again"
+      wait_until "kube-apiserver /readyz" 120 kube-apiserver apiserver_ready ||
+        die "kube-apiserver did not become ready after etcd's restart"
+      ;;
+    apiserver | kube-apiserver)
+      stop_component kube-apiserver
+      start_apiserver || die "kube-apiserver did not start again"
+      wait_until "kube-apiserver /readyz" 180 kube-apiserver apiserver_ready ||
+        die "kube-apiserver did not become ready again"
+      ;;
+    *) die "usage: $0 restart etcd|apiserver" ;;
+  esac
+  log "restarted $1"
+}
+
 cmd_up() {
   local node="${FCO_TESTENV_NODE:-}"
   [ "${1:-}" = "--node" ] && node=1
@@ -251,11 +325,10 @@ cmd_up() {
   rm -rf "${DATA:?}/"* "${PKI:?}"
   gen_pki
 
-  local apiserver_host=127.0.0.1 node_flags=() kcm_controllers=$KCM_CONTROLLERS
+  local apiserver_host=127.0.0.1 kcm_controllers=$KCM_CONTROLLERS
   if [ -n "$node" ]; then
     node_prepare
     apiserver_host=$NODE_IP
-    mapfile -t node_flags < <(node_apiserver_flags)
     # Pods need Deployments, ReplicaSets, EndpointSlices (for Services) and the root CA ConfigMap
     # that every service-account token volume mounts; nodelifecycle lifts the not-ready taint.
     kcm_controllers="$kcm_controllers,deployment,replicaset,endpointslice,root-ca-cert-publisher,podgc,nodelifecycle"
@@ -268,6 +341,8 @@ cmd_up() {
   APISERVER_PORT="$(free_port)"
   APISERVER_HOST=$apiserver_host
   KCM_PORT="$(free_port)"
+  BIN_DIR=$bindir
+  ETCD_PEER_PORT=$etcd_peer_port
   local etcd_version
   etcd_version="$(cat "$(dirname "$bindir")/etcd.version" 2>/dev/null || echo unknown)"
   cat >"$RUN/state.env" <<EOF
@@ -276,52 +351,18 @@ ETCD_VERSION=$etcd_version
 BIN_DIR=$bindir
 HELM_BIN_DIR=$helmdir
 ETCD_PORT=$ETCD_PORT
+ETCD_PEER_PORT=$etcd_peer_port
 APISERVER_PORT=$APISERVER_PORT
 APISERVER_HOST=$APISERVER_HOST
 KCM_PORT=$KCM_PORT
 EOF
 
   log "starting etcd $etcd_version on 127.0.0.1:$ETCD_PORT"
-  start etcd "$bindir/etcd" \
-    --name=testenv \
-    --data-dir="$DATA/etcd" \
-    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
-    --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls="http://127.0.0.1:$etcd_peer_port" \
-    --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer_port" \
-    --initial-cluster="testenv=http://127.0.0.1:$etcd_peer_port" \
-    --initial-cluster-state=new \
-    --unsafe-no-fsync \
-    --log-level=warn ||
-    { cmd_down; die "etcd did not start"; }
+  start_etcd || { cmd_down; die "etcd did not start"; }
   wait_until "etcd /health" 60 etcd etcd_healthy || { cmd_down; die "etcd did not become healthy"; }
 
-  local sa_admission=()
-  if [ ! -x "$bindir/kube-controller-manager" ]; then
-    # Without the controller manager nobody creates the `default` service accounts.
-    sa_admission=(--disable-admission-plugins=ServiceAccount)
-  fi
   log "starting kube-apiserver $k8s_version on https://$APISERVER_HOST:$APISERVER_PORT"
-  start kube-apiserver "$bindir/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 \
-    "${node_flags[@]}" \
-    --secure-port="$APISERVER_PORT" \
-    --cert-dir="$PKI" \
-    --tls-cert-file="$PKI/apiserver.crt" \
-    --tls-private-key-file="$PKI/apiserver.key" \
-    --token-auth-file="$PKI/tokens.csv" \
-    --client-ca-file="$PKI/ca.crt" \
-    --authorization-mode=Node,RBAC \
-    --service-account-issuer=https://kubernetes.default.svc \
-    --service-account-key-file="$PKI/sa.pub" \
-    --service-account-signing-key-file="$PKI/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
-    --allow-privileged=true \
-    --profiling=false \
-    "${sa_admission[@]}" ||
-    { cmd_down; die "kube-apiserver did not start"; }
+  start_apiserver || { cmd_down; die "kube-apiserver did not start"; }
   wait_until "kube-apiserver /readyz" 180 kube-apiserver apiserver_ready ||
     { cmd_down; die "kube-apiserver did not become ready"; }
   write_kubeconfig "$KUBECONFIG_FILE" "$APISERVER_PORT" "$APISERVER_HOST"
@@ -480,6 +521,7 @@ lock_state() {
 
 case "${1:-}" in
   up) lock_state; cmd_up "${2:-}" ;;
+  restart) lock_state; cmd_restart "${2:-}" ;;
   down) lock_state; cmd_down ;;
   env) cmd_env ;;
   status) cmd_status ;;
@@ -493,7 +535,7 @@ case "${1:-}" in
     log "imported $2 as $3"
     ;;
   *)
-    echo "usage: $0 up [--node]|down|env|status|logs|build|import-image FILE REF" >&2
+    echo "usage: $0 up [--node]|down|restart etcd|apiserver|env|status|logs|build|import-image FILE REF" >&2
     exit 2
     ;;
 esac

@@ -12,7 +12,6 @@ mod day2;
 pub mod decide;
 mod events;
 mod finalizer;
-mod guards;
 pub mod inputs;
 pub mod reason;
 mod reconcile;
@@ -153,8 +152,6 @@ pub struct Context {
     /// `concurrency` for the whole process: each watched namespace has a controller of its
     /// own, and their own limits would add up.
     pub reconciles: tokio::sync::Semaphore,
-    /// API key Secrets whose guard may have become unneeded.
-    pub guards: guards::UnneededGuards,
 }
 
 impl Context {
@@ -174,7 +171,6 @@ impl Context {
             secrets: SecretCache::new(settings.secret_ttl),
             backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
             reconciles: tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))),
-            guards: guards::UnneededGuards::default(),
             kube,
             api,
             settings,
@@ -226,18 +222,12 @@ pub async fn run(ctx: Arc<Context>, namespaces: Namespaces, readiness: Readiness
         }
         info!("watches synced; ready");
         readiness.set_ready();
-        let housekeeping = future::join(
-            count_phases(&stores, &metrics),
-            guards::sweep(&ctx, &stores),
-        );
         match ctx.settings.utilization_interval {
             Some(every) => {
                 let traffic = traffic::poll(&ctx, &stores, every);
-                future::join(housekeeping, traffic).await;
+                future::join(count_phases(&stores, &metrics), traffic).await;
             }
-            None => {
-                housekeeping.await;
-            }
+            None => count_phases(&stores, &metrics).await,
         }
     };
     // Polled in the controllers' own task, not spawned: a store's readiness signal wakes only

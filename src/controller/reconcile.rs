@@ -2,7 +2,7 @@
 //! [`super::decide`]) → act (one Console Connect call or Kubernetes write) → write status.
 
 use jiff::{SignedDuration, Timestamp};
-use kube::{Api, ResourceExt, runtime::controller::Action};
+use kube::{Api, ResourceExt, api::ListParams, runtime::controller::Action};
 use tracing::{info, warn};
 
 use crate::{
@@ -20,7 +20,7 @@ use super::{
     day2::{Target, apply_change},
     decide::{self, Decision, Expected, Facts, Observation, Step},
     events::{RECONCILE, publish, publish_transition},
-    finalizer::{add_finalizer, has_finalizer, remove_finalizer},
+    finalizer::{FINALIZER, add_finalizer, has_finalizer, remove_finalizer},
     inputs::Secrets,
     reason::Reason,
     remote::Remote,
@@ -96,7 +96,8 @@ async fn paused(
 ) -> Result<Action, Error> {
     let orphan = fcc.spec.deletion_policy == DeletionPolicy::Orphan || fcc.observe_only();
     if deleting && orphan {
-        release(fcc, ctx, api).await?;
+        let secrets = Secrets::new(ctx.kube.clone(), &namespace(fcc), &ctx.secrets);
+        release(fcc, ctx, api, &secrets).await?;
         return Ok(Action::await_change());
     }
     let status = fcc.status.clone().unwrap_or_default();
@@ -391,7 +392,7 @@ async fn act(
             status.connection_id = Some(connection.id.clone());
             info!(connection = %connection.id, status = %connection.status, "disconnecting");
             if remote.disconnect(&connection.id).await? {
-                return release(fcc, ctx, api).await;
+                return release(fcc, ctx, api, &secrets).await;
             }
             status.disconnect_requested_at = Some(Timestamp::now().to_string());
             Ok(reported(None, Vec::new()))
@@ -408,7 +409,7 @@ async fn act(
                 let note = format!("left connection {id} running in Console Connect: {why}");
                 publish(ctx, fcc, false, reason.as_str(), RECONCILE, &note).await;
             }
-            release(fcc, ctx, api).await
+            release(fcc, ctx, api, &secrets).await
         }
     }
 }
@@ -499,13 +500,23 @@ async fn release(
     fcc: &FastConnectConnection,
     ctx: &Context,
     api: &Api<FastConnectConnection>,
+    secrets: &Secrets<'_>,
 ) -> Result<Outcome, Error> {
     info!("releasing the resource");
     remove_finalizer(api, fcc).await?;
-    // Whether another resource still needs the key is judged from the watch caches, for all the
-    // resources released meanwhile at once (`guards`).
     let secret = &fcc.spec.credentials.api_key_secret_ref.name;
-    ctx.guards.mark(&namespace(fcc), secret);
+    let others = api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::Finalizer)?;
+    let still_needed = others.items.iter().any(|other| {
+        other.uid() != fcc.uid()
+            && other.finalizers().iter().any(|f| f == FINALIZER)
+            && &other.spec.credentials.api_key_secret_ref.name == secret
+    });
+    if !still_needed {
+        secrets.unguard(secret).await?;
+    }
     ctx.backoff.reset(&super::key(fcc));
     Ok(Outcome::Released)
 }

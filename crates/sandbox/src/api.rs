@@ -88,8 +88,13 @@ pub fn router(app: App) -> Router<App> {
 async fn gate(State(app): State<App>, request: Request, next: Next) -> Response {
     let matched = request.extensions().get::<MatchedPath>();
     let label = endpoint_label(request.method(), matched.map(MatchedPath::as_str));
+    // Counted per company too: the company whose key made the call (not the path's, which is
+    // `oracle` for the metros).
+    let company = authenticate(&app, request.headers())
+        .ok()
+        .map(|caller| caller.company);
     let response = guard(&app, request, next).await;
-    app.record_request(label, response.status().as_u16());
+    app.record_request(label, response.status().as_u16(), company.as_deref());
     reshape(response, app.settings().behaviour.error_shape)
 }
 
@@ -544,7 +549,7 @@ fn metro_json(metro: &MetroConfig, shape: ConnectionShape) -> Value {
 pub async fn fallback(State(app): State<App>, method: Method, uri: axum::http::Uri) -> Response {
     let err = ApiError::not_found(format!("No route for {method} {}", uri.path()));
     if uri.path().starts_with("/api/") {
-        app.record_request(OTHER, err.status().as_u16());
+        app.record_request(OTHER, err.status().as_u16(), None);
         return reshape(err.into_response(), app.settings().behaviour.error_shape);
     }
     err.into_response()

@@ -441,6 +441,8 @@ impl From<String> for ChangeRefusal {
 #[derive(Default)]
 pub struct Stats {
     counts: BTreeMap<String, BTreeMap<u16, u64>>,
+    /// Requests by the company of the API key that made them, then by endpoint (any status).
+    by_company: BTreeMap<String, BTreeMap<String, u64>>,
     creates: Vec<Value>,
     /// Change requests (`PUT .../change`) received, like `creates`.
     changes: Vec<Value>,
@@ -972,7 +974,8 @@ impl AppState {
         Ok(())
     }
 
-    pub fn record_request(&self, endpoint: &str, status: u16) {
+    /// Counts a request to `endpoint`, and for `company` (the owner of a valid key) too.
+    pub fn record_request(&self, endpoint: &str, status: u16, company: Option<&str>) {
         let mut stats = lock(&self.stats);
         *stats
             .counts
@@ -980,6 +983,14 @@ impl AppState {
             .or_default()
             .entry(status)
             .or_default() += 1;
+        if let Some(company) = company {
+            *stats
+                .by_company
+                .entry(company.to_owned())
+                .or_default()
+                .entry(endpoint.to_owned())
+                .or_default() += 1;
+        }
     }
 
     pub fn record_create(&self, entry: Value) {
@@ -1007,6 +1018,7 @@ impl AppState {
         let total: u64 = stats.counts.values().flat_map(|m| m.values()).sum();
         json!({
             "counts": counts,
+            "byCompany": stats.by_company,
             "totalRequests": total,
             "creates": stats.creates,
             "changes": stats.changes,

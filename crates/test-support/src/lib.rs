@@ -2,6 +2,7 @@
 //! processes of their own, and the waits on them. A crate of its own so that nothing of it
 //! reaches the operator's build.
 
+pub mod bench;
 pub mod cluster;
 pub mod env;
 pub mod fixtures;

@@ -818,6 +818,24 @@ impl Stats {
     pub fn total_requests(&self) -> u64 {
         self.0["totalRequests"].as_u64().unwrap_or(0)
     }
+
+    /// Requests made with a valid key of `company`, by endpoint (any status).
+    pub fn company_counts(&self, company: &str) -> std::collections::BTreeMap<String, u64> {
+        self.0["byCompany"][company]
+            .as_object()
+            .map(|by_endpoint| {
+                by_endpoint
+                    .iter()
+                    .map(|(endpoint, n)| (endpoint.clone(), n.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Requests made with a valid key of `company`, any endpoint and status.
+    pub fn company_total(&self, company: &str) -> u64 {
+        self.company_counts(company).values().sum()
+    }
 }
 
 /// Polls `probe` every 20 ms until it returns `Some`; panics with `what` after `timeout`.
