@@ -32,11 +32,10 @@ pub(super) async fn poll(ctx: &Context, stores: &[Store<FastConnectConnection>],
     let mut exported = BTreeSet::new();
     loop {
         ticks.tick().await;
-        let measured: Vec<FastConnectConnection> = stores
+        let measured: Vec<_> = stores
             .iter()
             .flat_map(|store| store.state())
             .filter(|fcc| is_measured(fcc))
-            .map(|fcc| (*fcc).clone())
             .collect();
         let window = window(every, Timestamp::now());
         let read: BTreeSet<TrafficKey> = futures::stream::iter(&measured)
@@ -75,7 +74,8 @@ fn window(every: Duration, now: Timestamp) -> ((Timestamp, Timestamp), Resolutio
     ((start, now), resolution)
 }
 
-/// Reads one connection's traffic into its gauges; `Some`: the gauges it now has.
+/// Reads one connection's traffic into its gauges; `Some`: the gauges it now has. A connection
+/// without a reading keeps none: the pass drops every gauge it did not set.
 async fn read_one(
     ctx: &Context,
     fcc: &FastConnectConnection,
@@ -93,7 +93,6 @@ async fn read_one(
         Ok(api_key) => api_key,
         Err(error) => {
             debug!(namespace = %key.namespace, name = %key.name, %error, "traffic not read");
-            ctx.metrics.forget_traffic(&key);
             return None;
         }
     };
@@ -104,13 +103,9 @@ async fn read_one(
                 .set_traffic(&key, traffic.rx_mbps, traffic.tx_mbps);
             Some(key)
         }
-        Ok(None) => {
-            ctx.metrics.forget_traffic(&key);
-            None
-        }
+        Ok(None) => None,
         Err(error) => {
             debug!(namespace = %key.namespace, name = %key.name, %error, "traffic not read");
-            ctx.metrics.forget_traffic(&key);
             None
         }
     }

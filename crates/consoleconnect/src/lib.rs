@@ -353,7 +353,7 @@ impl Client {
         speed_mbps: u32,
     ) -> Result<Option<Connection>, Error> {
         let endpoint = Endpoint::RequestChange;
-        let url = self.change_url(company, id)?;
+        let url = self.connection_v1_url(company, id, "change")?;
         let request = self
             .http
             .put(url)
@@ -370,7 +370,7 @@ impl Client {
         id: &str,
     ) -> Result<Option<Connection>, Error> {
         let endpoint = Endpoint::WithdrawChange;
-        let url = self.change_url(company, id)?;
+        let url = self.connection_v1_url(company, id, "change")?;
         let body = self
             .call(endpoint, company, key, self.http.delete(url))
             .await?;
@@ -389,14 +389,7 @@ impl Client {
         resolution: Resolution,
     ) -> Result<Option<Traffic>, Error> {
         let endpoint = Endpoint::ConnectionUtilization;
-        let url = self.url(&[
-            "api",
-            "company",
-            segment(company, "company")?,
-            "connections",
-            segment(id, "connection id")?,
-            "utilization",
-        ]);
+        let url = self.connection_v1_url(company, id, "utilization")?;
         let (start, end) = window;
         let query = [
             ("start", start.as_second().to_string()),
@@ -422,14 +415,15 @@ impl Client {
         ]))
     }
 
-    fn change_url(&self, company: &str, id: &str) -> Result<Url, Error> {
+    /// `/api/company/{company}/connections/{id}/{action}`: `change`, `utilization`.
+    fn connection_v1_url(&self, company: &str, id: &str, action: &str) -> Result<Url, Error> {
         Ok(self.url(&[
             "api",
             "company",
             segment(company, "company")?,
             "connections",
             segment(id, "connection id")?,
-            "change",
+            action,
         ]))
     }
 
