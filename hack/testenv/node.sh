@@ -18,6 +18,8 @@
 
 NODE_NAME="fco-testenv-node"
 NODE_BRIDGE="fco0"
+# Machine-wide, like the bridge: which state directory made it.
+BRIDGE_OWNER="/run/fastconnect-testenv/$NODE_BRIDGE.owner"
 NODE_CIDR="10.244.0.0/24"
 NODE_IP="10.244.0.1"
 SERVICE_CIDR="10.0.0.0/24"
@@ -95,18 +97,50 @@ EOF
 node_prepare() {
   node_tools
   if ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
-    if [ "$(cat "$STATE/.node-bridge" 2>/dev/null)" != "$NODE_BRIDGE" ]; then
-      die "the bridge $NODE_BRIDGE exists and was not made by this test environment ($STATE); one node per machine: stop the other one (hack/testenv.sh down there) or remove the bridge"
+    local owner
+    owner="$(cat "$BRIDGE_OWNER" 2>/dev/null || true)"
+    if [ "$owner" != "$STATE" ]; then
+      node_bridge_in_use "$owner" &&
+        die "the bridge $NODE_BRIDGE belongs to the running test environment ${owner:-(unknown)}; one node per machine: stop it (hack/testenv.sh down there) first"
+      # A run killed without `down` (a CI job cut at its time limit) leaves the bridge behind.
+      log "reclaiming the bridge $NODE_BRIDGE left by a test environment that is gone (${owner:-unknown})"
+      node_reclaim "$owner"
     fi
     ip link delete "$NODE_BRIDGE"
   fi
-  mkdir -p "$NODE"
+  mkdir -p "$NODE" "$(dirname "$BRIDGE_OWNER")"
   cat /proc/sys/net/ipv4/ip_forward >"$STATE/.ip_forward"
   ip link add "$NODE_BRIDGE" type bridge
   echo "$NODE_BRIDGE" >"$STATE/.node-bridge"
+  echo "$STATE" >"$BRIDGE_OWNER"
   ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
   ip link set "$NODE_BRIDGE" up
   node_pki
+}
+
+# The bridge is in use while anything listens on its address (the API server of the environment
+# that made it) or any component recorded by that environment still runs.
+node_bridge_in_use() { # owner state dir
+  [ -n "$(ss -Hltn "src $NODE_IP" 2>/dev/null)" ] && return 0
+  [ -n "$1" ] && [ -d "$1/run" ] || return 1
+  local c
+  for c in $COMPONENTS containerd kube-scheduler kubelet kube-proxy; do
+    (RUN="$1/run" owned_alive "$c") && return 0
+  done
+  return 1
+}
+
+# What a dead environment leaves on the machine besides its bridge: mounts under its node
+# directory, kube-proxy's rules and sandboxes' network namespaces.
+node_reclaim() { # owner state dir
+  if [ -n "$1" ]; then
+    awk -v p="$1/node/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r |
+      while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    rm -f "$1/.node-bridge"
+  fi
+  nft delete table ip kube-proxy 2>/dev/null || true
+  nft delete table ip6 kube-proxy 2>/dev/null || true
+  node_delete_orphan_netns
 }
 
 # Flags the API server needs to serve a node.
@@ -356,6 +390,7 @@ node_remove_network() {
   if [ "$(cat "$STATE/.node-bridge" 2>/dev/null)" = "$NODE_BRIDGE" ]; then
     ip link delete "$NODE_BRIDGE" 2>/dev/null || true
     rm -f "$STATE/.node-bridge"
+    [ "$(cat "$BRIDGE_OWNER" 2>/dev/null)" = "$STATE" ] && rm -f "$BRIDGE_OWNER"
   fi
   if [ -f "$STATE/.ip_forward" ]; then
     cat "$STATE/.ip_forward" >/proc/sys/net/ipv4/ip_forward 2>/dev/null || true
@@ -369,7 +404,11 @@ node_unmount_all() {
   # Deepest first.
   awk -v p="$NODE/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  # Network namespaces of sandboxes whose teardown never ran: containerd names them cni-<uuid>.
+  node_delete_orphan_netns
+}
+
+# Network namespaces of sandboxes whose teardown never ran: containerd names them cni-<uuid>.
+node_delete_orphan_netns() {
   local ns
   for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ { print $1 }'); do
     if [ -z "$(ip netns pids "$ns" 2>/dev/null)" ]; then ip netns delete "$ns" 2>/dev/null || true; fi
