@@ -9,11 +9,16 @@
 ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
-# musl-gcc compiles ring's C and assembly for the musl target.
+# The version hack/supply-chain.sh pins (hack/check-image.sh checks that the two agree).
+ARG CARGO_CYCLONEDX_VERSION=0.5.9
+# musl-gcc compiles ring's C and assembly for the musl target. cargo-cyclonedx writes the SBOM
+# that hack/build-release.sh puts beside the binary (/out/fastconnect-operator.cdx.json).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools=1.2.3-1 \
  && rm -rf /var/lib/apt/lists/* \
- && rustup target add x86_64-unknown-linux-musl
+ && rustup target add x86_64-unknown-linux-musl \
+ && cargo install --locked --version "${CARGO_CYCLONEDX_VERSION}" cargo-cyclonedx \
+ && rm -rf /usr/local/cargo/registry
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

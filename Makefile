@@ -1,11 +1,20 @@
 # Entry points. `make test` is the test command (also what CI runs, via .ci/run).
 SHELL := /usr/bin/env bash
 
-.PHONY: test testenv-up testenv-down testenv-status testenv-build testenv-logs demo demo-down image-check image bench
+.PHONY: test supply-chain supply-chain-advisories testenv-up testenv-down testenv-status testenv-build testenv-logs demo demo-down image-check image bench
 
 ## Bring up a real control plane (building it if missing), run fmt, clippy and all cargo tests, tear down.
 test:
 	hack/test.sh
+
+## The supply-chain check CI runs (cargo-deny with deny.toml: licences, bans, sources; hack/supply-chain.sh),
+## after fetching the crates it reads; installs cargo-deny into the tool cache if missing.
+supply-chain:
+	hack/supply-chain.sh check --fetch
+
+## RustSec advisories for Cargo.lock (cargo deny check advisories): needs GitHub, so not in CI.
+supply-chain-advisories:
+	hack/supply-chain.sh advisories
 
 ## Start the test control plane (etcd, kube-apiserver, kube-controller-manager) on loopback;
 ## with NODE=1 also a node (kube-scheduler, kubelet, kube-proxy, containerd, CNI bridge).

@@ -14,7 +14,8 @@
 //!
 //! `cargo bench --bench fleet` (or `make bench`): sizes from `FCO_FLEET_COMPANIES`,
 //! `FCO_FLEET_RESOURCES`, `FCO_FLEET_FOREIGN`, page size from `FCO_FLEET_PAGE` (default 100),
-//! steady-state window from `FCO_BENCH_STEADY` (default 120 s). Under `cargo test` (no `--bench`)
+//! steady-state window from `FCO_BENCH_STEADY` (default 120 s), `--order-settle` from
+//! `FCO_FLEET_ORDER_SETTLE` (default the production 5 min). Under `cargo test` (no `--bench`)
 //! it runs a smoke size against the debug build and asserts the invariants that hold at any size.
 
 use fastconnect_test_support as support;
@@ -48,11 +49,11 @@ use support::{
 /// the create, `Active`. The write floor is this many status writes per resource.
 const WRITES_BEFORE_ACTIVE: f64 = 4.0;
 /// Bound on Kubernetes writes per resource over its life that every run asserts: finalizer,
-/// create marker, create result, Active, verifiedAt, Deleting, finalizer removal, plus the
-/// status writes of stale reconciles that the API server refuses with 409 (0.55 to 0.9 per
-/// resource measured: 7 alone would fail at random). Issue 15's target is
-/// [`TARGET_WRITES_PER_RESOURCE`]; lower this once the operator meets it.
-const MAX_WRITES_PER_RESOURCE: f64 = 8.0;
+/// create marker, create result, Active, verifiedAt, Deleting, finalizer removal. Reconciles
+/// from a watch cache that does not yet show our last status are skipped
+/// (`src/controller/written.rs`); before that, their status writes, refused with 409, added 0.55
+/// to 0.9 per resource. Issue 15's target is [`TARGET_WRITES_PER_RESOURCE`].
+const MAX_WRITES_PER_RESOURCE: f64 = 7.0;
 /// Issue 15's targets (for 50 × 200 on the project's 2-core machine).
 const TARGET_ALL_ACTIVE: Duration = Duration::from_secs(90);
 const TARGET_PEAK_RSS_MIB: f64 = 64.0;
@@ -610,6 +611,11 @@ fn operator_env(sizes: &Sizes) -> Vec<(String, String)> {
         "FCO_POLL_ACTIVE".into(),
         format!("{}s", sizes.poll_active.as_secs()),
     ));
+    // Verifications fall due two settle windows after each order and write `verifiedAt`; a
+    // ramp of ten minutes puts them inside the restart's window unless the window is moved.
+    if let Ok(settle) = std::env::var("FCO_FLEET_ORDER_SETTLE") {
+        env.push(("FCO_ORDER_SETTLE".into(), settle));
+    }
     env
 }
 

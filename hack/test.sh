@@ -69,6 +69,12 @@ FCO_PROMETHEUS_OPERATOR_CRDS="$(hack/promtool.sh crds)"
 export FCO_PROMTOOL FCO_PROMETHEUS_OPERATOR_CRDS
 "$FCO_PROMTOOL" --version
 
+# Checkov from PyPI, for the chart's scan (tests/checkov.rs), into a virtualenv in the cache:
+# about 2 minutes the first time, a second after.
+echo "=== hack/checkov.sh: Checkov for the chart scan"
+FCO_CHECKOV="$(hack/checkov.sh)"
+export FCO_CHECKOV
+
 echo "=== cargo fmt --all -- --check"
 cargo fmt --all -- --check
 # Clippy sees the code with and without the test hooks; the tests run with them (the crash
@@ -77,6 +83,16 @@ echo "=== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "=== cargo clippy --all-targets --features fastconnect-operator/failpoints -- -D warnings"
 cargo clippy --all-targets --features fastconnect-operator/failpoints -- -D warnings
+# The supply chain (deny.toml): licences, bans (one kube, k8s-openapi and schemars) and sources
+# of the dependency graph, with cargo-deny, offline (the builds above downloaded every crate).
+# Not advisories: the RustSec database is on GitHub, which CI cannot reach; run
+# `hack/supply-chain.sh advisories` where it can. A cold cargo-deny install (crates registry, into
+# the tool cache) takes about 1.5 minutes of 2 cores, a second when cached; tests/supply_chain.rs
+# uses the same binary to show that each rule bites.
+echo "=== hack/supply-chain.sh check: cargo deny --locked --offline check licenses bans sources"
+FCO_CARGO_DENY="$(hack/supply-chain.sh tool cargo-deny)"
+export FCO_CARGO_DENY
+hack/supply-chain.sh check --hide-inclusion-graph
 echo "=== cargo test --all-targets --features fastconnect-operator/failpoints"
 cargo test --all-targets --features fastconnect-operator/failpoints
 

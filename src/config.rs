@@ -6,7 +6,7 @@ use clap::Parser;
 use url::Url;
 
 use crate::{
-    consoleconnect::{ClientConfig, DEFAULT_BASE_URL, RateLimit},
+    consoleconnect::{ClientConfig, DEFAULT_BASE_URL, DEFAULT_MAX_BODY_BYTES, RateLimit},
     controller::{Namespaces, Settings},
     leader::LeaseConfig,
     telemetry::LogFormat,
@@ -143,6 +143,7 @@ impl Config {
             base_url: self.api_base_url.clone(),
             connect_timeout: self.api_connect_timeout,
             request_timeout: self.api_timeout,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             page_size: self.search_page_size,
             max_pages: self.search_max_pages,
             rate_limit: NonZeroU32::new(self.api_rate_limit).map(|per_second| RateLimit {

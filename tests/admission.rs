@@ -214,6 +214,21 @@ async fn unknown_fields_are_refused() {
     .await;
 }
 
+/// A Secret is named, never its namespace: the operator reads it from the resource's own
+/// namespace, so a tenant cannot point it at another tenant's key (docs/security.md).
+#[tokio::test]
+async fn a_secret_of_another_namespace_cannot_be_named() {
+    for secret in ["apiKeySecretRef", "oracleOcidSecretRef"] {
+        refused(
+            |o| o["spec"]["credentials"][secret]["namespace"] = json!("kube-system"),
+            &[&format!(
+                "unknown field \"spec.credentials.{secret}.namespace\""
+            )],
+        )
+        .await;
+    }
+}
+
 /// Marks an object as ordered the way the operator does, through the status subresource.
 fn mark_ordered(ns: &str, name: &str) {
     cluster::kubectl_ok(&[

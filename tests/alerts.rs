@@ -42,29 +42,12 @@ const ALERTS: [&str; 6] = [
 fn promtool() -> &'static Path {
     static PROMTOOL: OnceLock<PathBuf> = OnceLock::new();
     PROMTOOL.get_or_init(|| {
-        let path = match std::env::var_os("FCO_PROMTOOL") {
-            Some(path) => PathBuf::from(path),
-            None => {
-                let script = repo_path("hack/promtool.sh");
-                let out = Command::new(&script)
-                    .arg("promtool")
-                    .output()
-                    .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-                assert!(
-                    out.status.success(),
-                    "{} could not build promtool (set FCO_PROMTOOL to one):\n{}",
-                    script.display(),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-            }
-        };
-        assert!(
-            path.is_file(),
-            "promtool {} does not exist (FCO_PROMTOOL, or hack/promtool.sh's output)",
-            path.display()
-        );
-        path
+        support::tools::installed(
+            "FCO_PROMTOOL",
+            "hack/promtool.sh",
+            &["promtool"],
+            "promtool",
+        )
     })
 }
 

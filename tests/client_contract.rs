@@ -669,6 +669,42 @@ async fn json_of_the_wrong_shape_is_a_decode_error() {
 }
 
 #[tokio::test]
+async fn values_of_the_wrong_type_stay_out_of_decode_errors() {
+    // serde quotes the value it did not expect; an answer's values can be secrets (an OCID
+    // echoed back, the key echoed by a proxy), so the error keeps only their kind.
+    const OCID: &str = "ocid1.virtualcircuit.oc1.phx.aaaasecretvalue";
+    let cases: [(&'static str, &str); 3] = [
+        (
+            r#"{"results": ["ocid1.virtualcircuit.oc1.phx.aaaasecretvalue"]}"#,
+            "item 0: invalid type: string, expected struct Port",
+        ),
+        (
+            r#"{"results": ["Authorization: Bearer sandbox-api-key"]}"#,
+            "item 0: invalid type: string, expected struct Port",
+        ),
+        (
+            r#"{"results": [{"id": 80012345}]}"#,
+            "item 0: invalid type: integer, expected a string",
+        ),
+    ];
+    for (body, expected) in cases {
+        let server = canned(200, &[("content-type", "application/json")], body).await;
+        let err = canned_client(&server)
+            .list_ports(&key(), "acme")
+            .await
+            .unwrap_err();
+        let Error::Decode { endpoint, message } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(*endpoint, Endpoint::ListPorts);
+        assert!(message.contains(expected), "{message}");
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(OCID) && !text.contains("80012345"), "{text}");
+        assert_clean(&err);
+    }
+}
+
+#[tokio::test]
 async fn lenient_reading_keeps_unknown_statuses_and_odd_fields() {
     let body = r#"{"id": "abc", "status": "PENDING ACCEPTANCE", "speed": "fast", "extra": [1]}"#;
     let server = canned(200, &[], body).await;

@@ -159,7 +159,7 @@ fn helm_lint_passes_with_default_and_with_every_value_set() {
     values
         .write_all(
             br#"
-image: {repository: registry.example.com/fastconnect-operator, tag: "0.1.0", pullPolicy: Always}
+image: {repository: registry.example.com/fastconnect-operator, tag: "0.1.0", digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", pullPolicy: Always}
 imagePullSecrets: [{name: regcred}]
 nameOverride: fco
 fullnameOverride: fco-operator
@@ -171,7 +171,7 @@ replicas: 3
 leaderElection: {enabled: auto, leaseName: fco-leader, leaseDuration: 30s}
 pollIntervals: {progress: 2s, active: 5m}
 extraEnv: [{name: FCO_BACKOFF_MAX, value: 10m}]
-serviceAccount: {create: true, name: fco-sa, annotations: {team: network}}
+serviceAccount: {create: true, name: fco-sa, annotations: {team: network}, tokenExpirationSeconds: 7200}
 rbac: {create: true}
 metrics: {port: 9090, utilizationInterval: 5m}
 service: {type: ClusterIP, port: 9090, annotations: {a: b}}
@@ -191,6 +191,14 @@ prometheusRule:
     noLeader: {enabled: true, for: 2m, severity: page}
     reconcileErrors: {enabled: true, percent: 50, for: 1h30m, severity: warning}
 grafanaDashboard: {enabled: true, namespace: grafana, sidecarLabel: grafana_dashboard, sidecarLabelValue: "1", labels: {team: network}, annotations: {grafana_folder: Network}}
+podDisruptionBudget: {enabled: true}
+networkPolicy:
+  enabled: true
+  apiServer: {cidrs: [10.0.0.1/32, 192.168.1.10/32], ports: [443, 6443]}
+  consoleConnect: {cidrs: [203.0.113.0/24], ports: [8088]}
+  dns: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}, podSelector: {matchExpressions: [{key: k8s-app, operator: In, values: [kube-dns, coredns]}]}}
+  metrics: {namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}, podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}}
+  extraEgress: [{to: [{ipBlock: {cidr: 169.254.20.10/32}}], ports: [{port: 53, protocol: UDP}]}]
 resources: {requests: {cpu: 20m, memory: 64Mi}, limits: {memory: 256Mi}}
 podAnnotations: {example.com/owner: network-team}
 podLabels: {team: network}
@@ -259,9 +267,37 @@ affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeS
     assert_eq!(pod.service_account_name.as_deref(), Some("fco-sa"));
     assert_eq!(
         pod.containers[0].image.as_deref(),
-        Some("registry.example.com/fastconnect-operator:0.1.0")
+        Some(
+            "registry.example.com/fastconnect-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        ),
+        "the digest pins the image; the tag is ignored"
+    );
+    assert_eq!(
+        token_source(&deployment)["expirationSeconds"],
+        7200,
+        "serviceAccount.tokenExpirationSeconds"
     );
     assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(
+        one_of_kind(&docs, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
+    let policy = one_of_kind(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["egress"][1],
+        json!({"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}], "ports": [{"port": 8088, "protocol": "TCP"}]})
+    );
+    assert_eq!(
+        policy["spec"]["egress"][3],
+        json!({"to": [{"ipBlock": {"cidr": "169.254.20.10/32"}}], "ports": [{"port": 53, "protocol": "UDP"}]})
+    );
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"],
+        json!([{
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }])
+    );
     assert_eq!(
         of_kind(&docs, "Role").len(),
         3,
@@ -337,6 +373,34 @@ fn values_schema_rejects_wrong_types_and_unknown_keys() {
         ),
         ("apiBaseUrl=api.consoleconnect.com", "/apiBaseUrl"),
         ("replica=2", "replica"),
+        ("image.digest=latest", "/image/digest"),
+        ("image.digest=sha256:abc", "/image/digest"),
+        (
+            "serviceAccount.tokenExpirationSeconds=60",
+            "/serviceAccount/tokenExpirationSeconds",
+        ),
+        (
+            "podDisruptionBudget.enabled=yes",
+            "/podDisruptionBudget/enabled",
+        ),
+        ("networkPolicy.enabled=yes", "/networkPolicy/enabled"),
+        (
+            "networkPolicy.apiServer.cidrs={10.0.0.1}",
+            "/networkPolicy/apiServer/cidrs/0",
+        ),
+        (
+            "networkPolicy.apiServer.ports={https}",
+            "/networkPolicy/apiServer/ports/0",
+        ),
+        (
+            "networkPolicy.consoleConnect.ports={70000}",
+            "/networkPolicy/consoleConnect/ports/0",
+        ),
+        (
+            "networkPolicy.dns.podSelector.labels.app=dns",
+            "/networkPolicy/dns/podSelector",
+        ),
+        ("networkPolicy.egress=x", "egress"),
     ];
     for (set, path) in cases {
         for command in ["lint", "template"] {
@@ -663,6 +727,217 @@ fn deployment_is_hardened_and_probed() {
     );
 }
 
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The pod template's spec of the one Deployment in `docs`.
+fn pod_spec(docs: &[Value]) -> Value {
+    one_of_kind(docs, "Deployment")["spec"]["template"]["spec"].clone()
+}
+
+/// The `serviceAccountToken` source of the operator's projected token volume.
+fn token_source(deployment: &Deployment) -> Value {
+    let pod = serde_json::to_value(deployment).unwrap()["spec"]["template"]["spec"].clone();
+    pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .flat_map(|v| {
+            v["projected"]["sources"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|s| !s["serviceAccountToken"].is_null())
+        .expect("a projected serviceAccountToken")["serviceAccountToken"]
+        .clone()
+}
+
+#[test]
+fn service_account_token_is_mounted_only_in_the_operator_container() {
+    // The chart's ServiceAccount hands no token to pods that do not ask for one.
+    let docs = documents(&template("tok", "ops", &[]));
+    assert_eq!(
+        one_of_kind(&docs, "ServiceAccount")["automountServiceAccountToken"],
+        false
+    );
+    // With the chart's ServiceAccount or one of the user's, the pod mounts no token of its own
+    // accord; the operator container mounts, read-only where kube-rs looks for it, what the
+    // automatic mount would project: a token bound to the pod, the cluster CA, the namespace.
+    for sets in [
+        vec![],
+        vec![
+            "serviceAccount.create=false",
+            "serviceAccount.name=existing",
+        ],
+    ] {
+        let docs = documents(&template("tok", "ops", &sets));
+        let pod = pod_spec(&docs);
+        assert_eq!(pod["automountServiceAccountToken"], false, "{sets:?}");
+        assert_eq!(
+            pod["volumes"],
+            json!([{"name": "api-access", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+            ]}}]),
+            "{sets:?}"
+        );
+        let containers = pod["containers"].as_array().unwrap();
+        assert_eq!(containers.len(), 1);
+        assert_eq!(
+            containers[0]["volumeMounts"],
+            json!([{
+                "name": "api-access",
+                "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                "readOnly": true,
+            }]),
+            "{sets:?}"
+        );
+    }
+    let docs = documents(&template(
+        "tok",
+        "ops",
+        &[
+            "serviceAccount.create=false",
+            "serviceAccount.name=existing",
+        ],
+    ));
+    assert!(of_kind(&docs, "ServiceAccount").is_empty());
+    assert_eq!(pod_spec(&docs)["serviceAccountName"], "existing");
+}
+
+#[test]
+fn image_digest_pins_the_image() {
+    let image = |sets: &[&str]| -> String {
+        pod_spec(&documents(&template("img", "ops", sets)))["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(image(&["image.tag=1.2.3"]), "fastconnect-operator:1.2.3");
+    let digest = format!("image.digest={DIGEST}");
+    assert_eq!(
+        image(&["image.tag=1.2.3", &digest]),
+        format!("fastconnect-operator@{DIGEST}"),
+        "the tag is ignored"
+    );
+    assert_eq!(
+        image(&["image.repository=registry.example.com:5000/fco", &digest]),
+        format!("registry.example.com:5000/fco@{DIGEST}")
+    );
+}
+
+#[test]
+fn pod_disruption_budget_only_with_more_than_one_replica() {
+    let budgets = |sets: &[&str]| -> Vec<Value> {
+        of_kind(
+            &documents(&template("pdb", "ops", sets)),
+            "PodDisruptionBudget",
+        )
+        .into_iter()
+        .cloned()
+        .collect()
+    };
+    assert!(
+        budgets(&[]).is_empty(),
+        "one replica: a budget would block every drain of its node"
+    );
+    assert!(budgets(&["replicas=2", "podDisruptionBudget.enabled=false"]).is_empty());
+    assert!(budgets(&["leaderElection.enabled=true"]).is_empty());
+    let docs = documents(&template("pdb", "ops", &["replicas=3"]));
+    let budget = one_of_kind(&docs, "PodDisruptionBudget");
+    assert_eq!(budget["metadata"]["namespace"], "ops");
+    assert_eq!(
+        budget["spec"],
+        json!({
+            "maxUnavailable": 1,
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            "selector": one_of_kind(&docs, "Deployment")["spec"]["selector"],
+        }),
+        "one replica at a time, and it selects exactly the Deployment's pods"
+    );
+}
+
+#[test]
+fn network_policy_is_optional_and_allows_only_the_operators_traffic() {
+    assert!(of_kind(&documents(&template("np", "ops", &[])), "NetworkPolicy").is_empty());
+    // Enabled without the API server's addresses: refused, saying where to find them.
+    let out = helm_fails(&["template", &chart(), "--set", "networkPolicy.enabled=true"]);
+    assert!(
+        out.contains("networkPolicy.apiServer.cidrs is empty")
+            && out.contains("kubectl get endpoints kubernetes"),
+        "{out}"
+    );
+
+    let on = [
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer.cidrs={10.0.0.1/32,192.168.1.10/32}",
+    ];
+    let docs = documents(&template("np", "ops", &on));
+    let policy = one_of_kind(&docs, "NetworkPolicy");
+    let deployment = one_of_kind(&docs, "Deployment");
+    assert_eq!(policy["metadata"]["namespace"], "ops");
+    assert_eq!(
+        policy["spec"]["podSelector"], deployment["spec"]["selector"],
+        "it selects exactly the operator's pods"
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    // In: the metrics port only (the container's port of that name), from anyone by default.
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([{"ports": [{"port": "metrics", "protocol": "TCP"}]}])
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["ports"],
+        json!([{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    // Out: the API server, Console Connect (any address: it publishes no range, but its port
+    // only), DNS to kube-dns; nothing else.
+    assert_eq!(
+        policy["spec"]["egress"],
+        json!([
+            {
+                "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}, {"ipBlock": {"cidr": "192.168.1.10/32"}}],
+                "ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}],
+            },
+            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]},
+            {
+                "to": [{
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                }],
+                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+            },
+        ])
+    );
+
+    // Console Connect's port follows apiBaseUrl unless listed.
+    for (url, port) in [
+        ("http://10.244.0.1:8088/", 8088),
+        ("http://consoleconnect-sandbox.demo/", 80),
+        ("https://api.example.com:8443/", 8443),
+    ] {
+        let set = format!("apiBaseUrl={url}");
+        let mut sets = on.to_vec();
+        sets.push(&set);
+        let docs = documents(&template("np", "ops", &sets));
+        assert_eq!(
+            one_of_kind(&docs, "NetworkPolicy")["spec"]["egress"][1]["ports"],
+            json!([{"port": port, "protocol": "TCP"}]),
+            "{url}"
+        );
+    }
+
+    // Metrics from Prometheus only: a podSelector alone means the release namespace's pods.
+    let mut sets = on.to_vec();
+    sets.push("networkPolicy.metrics.podSelector.matchLabels.app=prometheus");
+    let docs = documents(&template("np", "ops", &sets));
+    assert_eq!(
+        one_of_kind(&docs, "NetworkPolicy")["spec"]["ingress"][0]["from"],
+        json!([{"podSelector": {"matchLabels": {"app": "prometheus"}}}])
+    );
+}
+
 #[test]
 fn service_monitor_is_optional() {
     let docs = documents(&template("sm", "ops", &[]));
@@ -778,11 +1053,28 @@ async fn rendered_chart_is_accepted_by_the_api_server() {
         cluster::test_namespace(&client, "helm-dry-b").await,
     ];
     let watch_set = format!("watchNamespaces={{{}}}", watched.join(","));
+    let digest_set = format!("image.digest={DIGEST}");
+    // Every option of the chart's security: the NetworkPolicy (with every kind of rule), the
+    // PodDisruptionBudget (two replicas), the digest, the projected token.
+    let secured = vec![
+        "replicas=2",
+        digest_set.as_str(),
+        "serviceAccount.tokenExpirationSeconds=7200",
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiServer.cidrs={10.0.0.1/32,fd00::1/128}",
+        "networkPolicy.metrics.namespaceSelector.matchLabels.team=monitoring",
+        "networkPolicy.metrics.podSelector.matchExpressions[0].key=app",
+        "networkPolicy.metrics.podSelector.matchExpressions[0].operator=Exists",
+        "networkPolicy.extraEgress[0].to[0].ipBlock.cidr=169.254.20.10/32",
+        "networkPolicy.extraEgress[0].ports[0].port=53",
+        "networkPolicy.extraEgress[0].ports[0].protocol=UDP",
+    ];
     let release = cluster::unique_name("dry");
     let chart = chart();
     for sets in [
         vec!["replicas=2"],
         vec![watch_set.as_str(), "leaderElection.enabled=true"],
+        secured,
     ] {
         let mut args = vec![
             "template",
@@ -813,6 +1105,14 @@ async fn rendered_chart_is_accepted_by_the_api_server() {
             "every object is validated:\n{}",
             out.stdout
         );
+        if sets.contains(&"networkPolicy.enabled=true") {
+            for object in [
+                "networkpolicy.networking.k8s.io/",
+                "poddisruptionbudget.policy/",
+            ] {
+                assert!(out.stdout.contains(object), "{object}:\n{}", out.stdout);
+            }
+        }
     }
     // The dry run validates for real: a value the schema lets through but Kubernetes does not
     // accept (a malformed quantity) is refused.
@@ -824,6 +1124,32 @@ async fn rendered_chart_is_accepted_by_the_api_server() {
         "{}",
         out.stderr
     );
+    // The same for the new objects: an address the schema's pattern lets through, and an
+    // extra egress rule the schema does not look into.
+    for (set, error) in [
+        ("networkPolicy.apiServer.cidrs={10.0.0.300/32}", "cidr"),
+        (
+            "networkPolicy.extraEgress[0].ports[0].protocol=ICMP",
+            "protocol",
+        ),
+    ] {
+        let manifests = template(
+            &release,
+            &release_ns,
+            &[
+                "networkPolicy.enabled=true",
+                "networkPolicy.apiServer.cidrs={10.0.0.1/32}",
+                set,
+            ],
+        );
+        let out = server_dry_run(&manifests);
+        assert!(!out.ok, "{set} should be refused:\n{}", out.stdout);
+        assert!(
+            out.stderr.contains("NetworkPolicy") && out.stderr.contains(error),
+            "{set}: {}",
+            out.stderr
+        );
+    }
 }
 
 /// The prometheus-operator's PrometheusRule and ServiceMonitor CRDs: `FCO_PROMETHEUS_OPERATOR_CRDS`

@@ -4,7 +4,7 @@
 use fastconnect_test_support as support;
 
 use fastconnect_operator::{consoleconnect::ApiKey, crd::Phase};
-use kube::api::DeleteParams;
+use kube::{ResourceExt, api::DeleteParams};
 use serde_json::{Value, json};
 use support::{
     cluster,
@@ -205,6 +205,46 @@ async fn adoption_by_connection_id_orders_nothing() {
         env.sandbox.status_of(&existing.id).await.as_deref(),
         Some("DELETED")
     );
+}
+
+/// A tenant who shares the company's key cannot take over, nor disconnect, a connection another
+/// resource manages by naming it in `spec.connectionId` (docs/security.md).
+#[tokio::test]
+async fn a_connection_another_resource_manages_is_never_adopted() {
+    let env = Env::start(&sandbox::INSTANT).await;
+    env.create_small("owner").await;
+    let owned = connection_id(&env.wait_phase("owner", Phase::Active).await);
+
+    env.create("thief", |o| o["spec"]["connectionId"] = json!(owned))
+        .await;
+    let (thief, ready) = env.wait_reason("thief", "ConnectionClaimed").await;
+    assert_eq!(thief.status.as_ref().unwrap().phase, Some(Phase::Failed));
+    assert!(ready.message.contains(&owned), "{}", ready.message);
+    assert!(
+        !ready.message.contains("owner"),
+        "names the other resource: {}",
+        ready.message
+    );
+    assert_eq!(thief.status.as_ref().unwrap().connection_id, None);
+    assert!(
+        thief.finalizers().is_empty(),
+        "took nothing: {:?}",
+        thief.finalizers()
+    );
+
+    env.fccs
+        .delete("thief", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_gone("thief").await;
+    assert_eq!(
+        env.sandbox.status_of(&owned).await.as_deref(),
+        Some("ACTIVE"),
+        "deleting the other resource disconnected the connection"
+    );
+    let owner = env.wait_phase("owner", Phase::Active).await;
+    assert_eq!(connection_id(&owner), owned);
+    assert_eq!(env.creates().await, 1);
 }
 
 #[tokio::test]

@@ -2,7 +2,11 @@
 //! image from hack/build-image.sh imported into the node's containerd, two replicas electing a
 //! leader, the sample ordered from a pod, failover when the leading pod is deleted, a rolling
 //! upgrade and an uninstall. Everything runs for real: kubelet, containerd, runc, the CNI bridge
-//! and kube-proxy; the sandbox listens on the node's address, where the pods reach it.
+//! and kube-proxy; the sandbox listens on the node's address, where the pods reach it. The pods
+//! talk to the API server with the chart's projected token (no automatic mount), and the release
+//! has its PodDisruptionBudget and NetworkPolicy. The CNI bridge plugin does not enforce
+//! NetworkPolicy: here the policy is only shown to be accepted, to leave the operator working
+//! where it is not enforced, and to go with the release (tests/helm.rs checks its rules).
 //!
 //! Needs `FCO_TESTENV_NODE_IP` and `FCO_TESTENV_CONTAINERD` (from `hack/testenv.sh env` with a
 //! node up) and `FCO_TEST_IMAGE`, the imported image (hack/test.sh builds and imports it).
@@ -19,6 +23,8 @@ use k8s_openapi::api::{
     apps::v1::Deployment,
     coordination::v1::Lease,
     core::v1::{Pod, Service},
+    networking::v1::NetworkPolicy,
+    policy::v1::PodDisruptionBudget,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
@@ -236,6 +242,89 @@ fn assert_runs_confined(node: &Node, pod: &Pod) {
     );
 }
 
+/// The bytes of unpadded base64url (a JWT's parts).
+fn base64url(text: &str) -> Vec<u8> {
+    let (mut bits, mut count, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => panic!("{c:?} is not base64url"),
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    out
+}
+
+/// The token the operator uses, as its container sees it: only the chart's projected volume (no
+/// automatic mount), read-only, holding a token that lasts the chart's hour (not the year the
+/// API server gives a token asked for with the automatic mount's 3607 s), bound to this pod.
+fn assert_token_is_the_charts(node: &Node, pod: &Pod, service_account: &str) {
+    let name = pod_name(pod);
+    let spec = pod.spec.as_ref().expect("a pod spec");
+    assert_eq!(spec.automount_service_account_token, Some(false), "{name}");
+    let volumes: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(
+        volumes,
+        ["api-access"],
+        "{name}: no kube-api-access-* volume"
+    );
+
+    let pid = container_pid(node, pod);
+    let mountinfo =
+        std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("read mountinfo");
+    // Fields: id parent major:minor root mount-point options ... The mount point is where the
+    // kubelet asked for it with symlinks resolved (the image's /var/run may lead to /run).
+    let mounts: Vec<Vec<&str>> = mountinfo
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| {
+            f.get(4)
+                .is_some_and(|m| m.ends_with("/secrets/kubernetes.io/serviceaccount"))
+        })
+        .collect();
+    assert_eq!(mounts.len(), 1, "{name}: one token mount:\n{mountinfo}");
+    assert!(
+        mounts[0][5].split(',').any(|o| o == "ro"),
+        "{name}: the token is mounted {}",
+        mounts[0][5]
+    );
+
+    // Read through the mount point, not /var/run: an absolute symlink under /proc/PID/root
+    // would be followed on the host.
+    let dir = format!("/proc/{pid}/root{}", mounts[0][4]);
+    let token = std::fs::read_to_string(format!("{dir}/token")).expect("read the token");
+    let claims: serde_json::Value = serde_json::from_slice(&base64url(
+        token.split('.').nth(1).expect("a JWT has a payload"),
+    ))
+    .expect("the JWT's claims are JSON");
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 3600, "{name}: the token's lifetime");
+    let bound = &claims["kubernetes.io"];
+    assert_eq!(bound["pod"]["name"], name.as_str());
+    assert_eq!(bound["serviceaccount"]["name"], service_account);
+    assert_eq!(
+        std::fs::read_to_string(format!("{dir}/namespace")).expect("read the namespace"),
+        pod.metadata.namespace.clone().unwrap()
+    );
+    let ca = std::fs::read_to_string(format!("{dir}/ca.crt")).expect("read the CA");
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+}
+
 async fn fcc_active(fccs: &Api<FastConnectConnection>, name: &str) -> FastConnectConnection {
     cluster::wait_for_ok(&format!("{name} to be Active"), WAIT, || async {
         let fcc = fccs.get(name).await.map_err(|e| e.to_string())?;
@@ -269,8 +358,18 @@ async fn chart_runs_in_pods_fails_over_upgrades_and_uninstalls() {
         repo_path("deploy/samples/secrets.yaml").to_str().unwrap(),
     ]);
 
-    // Two replicas with leader election, the image the node has, the sandbox on the node.
+    // Two replicas with leader election, the image the node has, the sandbox on the node, and
+    // the NetworkPolicy with what the pods here reach: the API server on the node's address
+    // (and the `kubernetes` Service's cluster IP), the sandbox there too.
     let lease_duration = format!("{}s", LEASE_DURATION.as_secs());
+    let kubernetes: Service = Api::namespaced(client.clone(), "default")
+        .get("kubernetes")
+        .await
+        .expect("the kubernetes Service");
+    let api_cluster_ip = kubernetes
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .expect("the kubernetes Service's cluster IP");
     let (mut release, _notes) = Release::install(
         &ns,
         &[
@@ -281,19 +380,40 @@ async fn chart_runs_in_pods_fails_over_upgrades_and_uninstalls() {
             &format!("apiBaseUrl={}/", sandbox.url),
             &format!("watchNamespaces={{{ns}}}"),
             &format!("leaderElection.leaseDuration={lease_duration}"),
+            "networkPolicy.enabled=true",
+            &format!(
+                "networkPolicy.apiServer.cidrs={{{}/32,{api_cluster_ip}/32}}",
+                node.ip
+            ),
+            &format!("networkPolicy.consoleConnect.cidrs={{{}/32}}", node.ip),
         ],
     );
     let lease = release.fullname();
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
     let leases = Api::<Lease>::namespaced(client.clone(), &ns);
     let fccs = Api::<FastConnectConnection>::namespaced(client.clone(), &ns);
+    let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns);
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &ns);
+    let budget = budgets
+        .get(&release.fullname())
+        .await
+        .expect("the PodDisruptionBudget of two replicas");
+    assert_eq!(
+        budget.spec.and_then(|s| s.max_unavailable),
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    policies
+        .get(&release.fullname())
+        .await
+        .expect("the NetworkPolicy");
 
     // Both pods Running and Ready, one leads, each as 65532 on a read-only root without
-    // capabilities.
+    // capabilities, with the chart's token only.
     let running = ready_pods(&pods, &release, 2).await;
     let leader = one_leader(&leases, &lease, &running).await;
     for pod in &running {
         assert_runs_confined(&node, pod);
+        assert_token_is_the_charts(&node, pod, &release.fullname());
     }
 
     // The sample, ordered from a pod through the sandbox on the node.
@@ -427,6 +547,22 @@ async fn chart_runs_in_pods_fails_over_upgrades_and_uninstalls() {
         }
     })
     .await;
+    assert!(
+        budgets
+            .get_opt(&release.fullname())
+            .await
+            .expect("read")
+            .is_none(),
+        "the PodDisruptionBudget goes with the release"
+    );
+    assert!(
+        policies
+            .get_opt(&release.fullname())
+            .await
+            .expect("read")
+            .is_none(),
+        "the NetworkPolicy goes with the release"
+    );
     assert!(
         leases.get_opt(&lease).await.expect("read").is_some(),
         "the Lease stays (documented)"

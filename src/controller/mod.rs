@@ -8,17 +8,20 @@
 pub mod backoff;
 pub mod cache;
 pub mod change;
+mod claims;
 mod day2;
 pub mod decide;
 mod events;
 mod finalizer;
 pub mod inputs;
+mod outage;
 pub mod reason;
 mod reconcile;
 mod remote;
 pub mod resolve;
 pub mod status;
 mod traffic;
+mod written;
 
 use std::{sync::Arc, time::Duration};
 
@@ -33,7 +36,9 @@ use kube::{
         Controller, Predicate, WatchStreamExt,
         controller::{self, Action},
         events::{Recorder, Reporter},
-        predicates, reflector, watcher,
+        predicates,
+        reflector::{self, ObjectRef},
+        watcher,
     },
 };
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -49,9 +54,14 @@ pub use self::finalizer::FINALIZER;
 pub use self::inputs::SECRET_FINALIZER;
 pub use self::reason::{Reason, Retry};
 pub use self::reconcile::support_handoff;
-use self::{backoff::Backoff, cache::Catalog, inputs::SecretCache, status::Report};
+use self::{
+    backoff::Backoff, cache::Catalog, claims::Claims, inputs::SecretCache, outage::Outage,
+    status::Report, written::LastWritten,
+};
 const CONTROLLER_NAME: &str = "fastconnect-operator";
 const PHASE_COUNT_INTERVAL: Duration = Duration::from_secs(10);
+/// How often a resource waiting out an API server outage tries whether it is over.
+const OUTAGE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What an error means for the resource.
 pub trait Diagnosis: std::error::Error {
@@ -79,6 +89,24 @@ pub enum Error {
 impl Error {
     fn key_refused(&self) -> bool {
         matches!(self, Error::Remote(e) if e.key_refused())
+    }
+
+    /// The API server did not answer, or answered that it cannot serve now.
+    fn api_down(&self) -> bool {
+        match self {
+            Error::Status(status::Error::Write(e)) | Error::Finalizer(e) => kube_down(e),
+            Error::Inputs(inputs::Error::SecretUnreadable { source, .. }) => kube_down(source),
+            Error::Inputs(inputs::Error::SecretUnguarded { source, .. }) => kube_down(source),
+            _ => false,
+        }
+    }
+}
+
+fn kube_down(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
     }
 }
 
@@ -147,6 +175,11 @@ pub struct Context {
     pub catalog: Catalog,
     pub secrets: SecretCache,
     pub backoff: Backoff,
+    /// Resources that wait for the API server to answer again.
+    pub outage: Outage,
+    pub written: LastWritten,
+    /// The connections other resources manage: never adopted twice.
+    pub claims: Claims,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     /// `concurrency` for the whole process: each watched namespace has a controller of its
@@ -170,6 +203,9 @@ impl Context {
             catalog: Catalog::new(settings.catalog_ttl),
             secrets: SecretCache::new(settings.secret_ttl),
             backoff: Backoff::new(settings.backoff_min, settings.backoff_max),
+            outage: Outage::default(),
+            written: LastWritten::default(),
+            claims: Claims::default(),
             reconciles: tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))),
             kube,
             api,
@@ -206,11 +242,18 @@ fn apis(client: &kube::Client, namespaces: &Namespaces) -> Vec<Api<FastConnectCo
 /// Runs the controller until a shutdown signal, one watch per watched namespace. `readiness`
 /// turns ready once every watch has listed its resources.
 pub async fn run(ctx: Arc<Context>, namespaces: Namespaces, readiness: Readiness) {
+    let watched = if namespaces.0.is_empty() {
+        vec![None]
+    } else {
+        namespaces.0.iter().cloned().map(Some).collect()
+    };
     let (controllers, stores): (Vec<_>, Vec<_>) = apis(&ctx.kube, &namespaces)
         .into_iter()
-        .map(|api| {
+        .zip(watched)
+        .map(|(api, namespace)| {
             let (reader, writer) = reflector::store();
-            (run_one(api, ctx.clone(), reader.clone(), writer), reader)
+            let controller = run_one(api, namespace, ctx.clone(), reader.clone(), writer);
+            (controller, reader)
         })
         .unzip();
     let metrics = ctx.metrics.clone();
@@ -221,14 +264,16 @@ pub async fn run(ctx: Arc<Context>, namespaces: Namespaces, readiness: Readiness
             }
         }
         info!("watches synced; ready");
+        ctx.claims.synced(stores.clone());
         readiness.set_ready();
-        match ctx.settings.utilization_interval {
-            Some(every) => {
-                let traffic = traffic::poll(&ctx, &stores, every);
-                future::join(count_phases(&stores, &metrics), traffic).await;
-            }
-            None => count_phases(&stores, &metrics).await,
-        }
+        let traffic =
+            (ctx.settings.utilization_interval).map(|every| traffic::poll(&ctx, &stores, every));
+        future::join3(
+            count_phases(&stores, &metrics),
+            ctx.outage.probe(OUTAGE_PROBE_INTERVAL),
+            future::OptionFuture::from(traffic),
+        )
+        .await;
     };
     // Polled in the controllers' own task, not spawned: a store's readiness signal wakes only
     // one waiting task (kube-runtime's DelayedInit keeps a single waker), and the controller
@@ -258,6 +303,7 @@ async fn count_phases(stores: &[reflector::Store<FastConnectConnection>], metric
 
 async fn run_one(
     api: Api<FastConnectConnection>,
+    namespace: Option<String>,
     ctx: Arc<Context>,
     reader: reflector::Store<FastConnectConnection>,
     writer: reflector::store::Writer<FastConnectConnection>,
@@ -277,8 +323,10 @@ async fn run_one(
         );
     let config = controller::Config::default().concurrency(ctx.settings.concurrency);
     let metrics = ctx.metrics.clone();
+    let released = ctx.outage.releases(namespace);
     Controller::for_stream(changes, reader)
         .with_config(config)
+        .reconcile_on(released)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {
@@ -313,6 +361,8 @@ async fn reconcile(fcc: Arc<FastConnectConnection>, ctx: Arc<Context>) -> Result
         // The semaphore is never closed, so the permit always comes.
         let _permit = ctx.reconciles.acquire().await.ok();
         let timer = ctx.metrics.reconcile_started();
+        // Parked again by `requeue` or `error_policy` if the API server still does not answer.
+        ctx.outage.settle(ObjectRef::from_obj(fcc.as_ref()), false);
         let result = reconcile::reconcile(&fcc, &ctx).await;
         timer.finish(result.as_ref().err().map(|e| e.reason().as_str()));
         result
@@ -324,6 +374,7 @@ async fn reconcile(fcc: Arc<FastConnectConnection>, ctx: Arc<Context>) -> Result
 /// Errors that escaped the status (a failed status write itself) back off here.
 fn error_policy(fcc: Arc<FastConnectConnection>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(object = %fcc.name_any(), %error, "reconcile failed");
+    park_if_api_down(&ctx, &fcc, Some(error));
     Action::requeue(ctx.backoff.next(&key(&fcc), error.retry_after()))
 }
 
@@ -333,6 +384,12 @@ fn key(fcc: &FastConnectConnection) -> String {
 
 fn api(fcc: &FastConnectConnection, ctx: &Context) -> Api<FastConnectConnection> {
     Api::namespaced(ctx.kube.clone(), &fcc.namespace().unwrap_or_default())
+}
+
+fn park_if_api_down(ctx: &Context, fcc: &FastConnectConnection, error: Option<&Error>) {
+    if error.is_some_and(Error::api_down) {
+        ctx.outage.settle(ObjectRef::from_obj(fcc), true);
+    }
 }
 
 /// The next look at this resource, from the reason of this reconcile: poll cadence, backoff, or
@@ -345,6 +402,7 @@ fn requeue(
     error: Option<&Error>,
 ) -> Action {
     let key = key(fcc);
+    park_if_api_down(ctx, fcc, error);
     let reason = error.map_or(report.reason, Diagnosis::reason);
     match reason.retry() {
         Retry::SpecChange => Action::await_change(),

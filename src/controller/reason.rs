@@ -41,6 +41,7 @@ pub enum Reason {
     OrderAmbiguous,
     DuplicateConnections,
     ConnectionNotFound,
+    ConnectionClaimed,
     // The Secrets.
     SecretNotFound,
     SecretKeyMissing,
@@ -103,10 +104,10 @@ impl Reason {
             Provisioning | UnknownRemoteStatus => Phase::Provisioning,
             Active => Phase::Active,
             Denied | Cancelled | Disabled | RemoteError | DeletedOutOfBand | OrderRefused
-            | NameTaken | OrderAmbiguous | ConnectionNotFound | InvalidOcid | PortNotFound
-            | PortAmbiguous | PortNotActive | SpeedExceedsPort | CapacityExceeded
-            | MetroNotFound | MetroNotReady | MetroWithoutLayer2 | MetroIsPortMetro
-            | MetroWithoutFacility => Phase::Failed,
+            | NameTaken | OrderAmbiguous | ConnectionNotFound | ConnectionClaimed | InvalidOcid
+            | PortNotFound | PortAmbiguous | PortNotActive | SpeedExceedsPort
+            | CapacityExceeded | MetroNotFound | MetroNotReady | MetroWithoutLayer2
+            | MetroIsPortMetro | MetroWithoutFacility => Phase::Failed,
             SecretNotFound | SecretKeyMissing | SecretValueUnusable | SecretUnreadable
             | ApiKeyRefused | AccessDenied => Phase::Pending,
             Disconnecting | ConfirmingDisconnect | Orphaned => Phase::Deleting,
@@ -159,7 +160,8 @@ impl Reason {
             | NoChangePending
             | ConnectionUpdated
             | DriftDetected
-            | NoDrift => Retry::Poll,
+            | NoDrift
+            | ConnectionClaimed => Retry::Poll,
             OrderRefused | NameTaken | OrderAmbiguous | ReconcilePaused => Retry::SpecChange,
             NameInUse | ConnectionNotFound | SecretNotFound | SecretKeyMissing
             | SecretValueUnusable | SecretUnreadable | InvalidOcid | PortNotFound
@@ -240,6 +242,11 @@ impl Reason {
                  lists them; delete the extra one in Console Connect (the operator deletes none)"
             }
             ConnectionNotFound => "`spec.connectionId` does not exist in your company: fix it",
+            ConnectionClaimed => {
+                "another FastConnectConnection manages the connection in `spec.connectionId`; \
+                 nothing was adopted: delete this resource, or the other one first (looked at \
+                 again at the active poll cadence)"
+            }
             SecretNotFound => {
                 "create the Secret named in `spec.credentials` in the resource's namespace"
             }

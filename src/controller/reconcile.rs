@@ -3,7 +3,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use kube::{Api, ResourceExt, api::ListParams, runtime::controller::Action};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     consoleconnect::Connection,
@@ -15,6 +15,7 @@ use crate::{
 
 use super::{
     Context, Diagnosis, Error, api,
+    backoff::jitter,
     cache::{ago, instant_of},
     change::Wanted,
     day2::{Target, apply_change},
@@ -57,6 +58,11 @@ pub(super) async fn reconcile(fcc: &FastConnectConnection, ctx: &Context) -> Res
     if deleting && !has_finalizer(fcc) {
         return Ok(Action::await_change());
     }
+    if ctx.written.is_behind(fcc).await {
+        debug!("the watch cache does not show our last status write yet; looking again later");
+        let status = fcc.status.clone().unwrap_or_default();
+        return Ok(Action::requeue(jitter(poll_cadence(ctx, &status))));
+    }
     let api = api(fcc, ctx);
     if fcc.is_paused() {
         return paused(fcc, ctx, &api, deleting).await;
@@ -80,8 +86,17 @@ pub(super) async fn reconcile(fcc: &FastConnectConnection, ctx: &Context) -> Res
     let report = report(fcc, &status, &outcome, deleting);
     let next = status::next(fcc, status, &report);
     publish_transition(ctx, fcc, current.status.as_ref(), &next, &report).await;
-    if status::write(&api, &current, &next).await?.is_some() {
-        observe_left_phase(ctx, current.status.as_ref(), &next);
+    match status::write(&api, &current, &next).await? {
+        Some(written) => {
+            ctx.outage.answered();
+            ctx.written.record(&written).await;
+            observe_left_phase(ctx, current.status.as_ref(), &next);
+        }
+        // Written earlier in this reconcile (the finalizer, the create marker).
+        None if current.resource_version() != fcc.resource_version() => {
+            ctx.written.record(&current).await;
+        }
+        None => {}
     }
     Ok(requeue(ctx, fcc, &next, &report, outcome.as_ref().err()))
 }
@@ -130,7 +145,9 @@ async fn paused(
     };
     let next = status::next(fcc, status, &report);
     publish_transition(ctx, fcc, fcc.status.as_ref(), &next, &report).await;
-    if status::write(api, fcc, &next).await?.is_some() {
+    if let Some(written) = status::write(api, fcc, &next).await? {
+        ctx.outage.answered();
+        ctx.written.record(&written).await;
         observe_left_phase(ctx, fcc.status.as_ref(), &next);
     }
     Ok(Action::await_change())
@@ -372,6 +389,10 @@ async fn act(
             Ok(reported(detail, news))
         }
         Step::Adopt(connection) => {
+            if ctx.claims.taken_by_another(fcc, &connection.id).await {
+                warn!(connection = %connection.id, "not adopting: another resource manages it");
+                return Ok(Outcome::reported(Reason::ConnectionClaimed));
+            }
             secrets.guard(key_ref).await?;
             *current = add_finalizer(api, current).await?;
             info!(connection = %connection.id, "adopting connection");
@@ -724,6 +745,12 @@ fn message(
             "connection {} does not exist in company {}; check spec.connectionId",
             fcc.spec.connection_id.as_deref().unwrap_or_default(),
             fcc.spec.company_username
+        ),
+        // The other resource is not named: it may be in a namespace this tenant cannot read.
+        Reason::ConnectionClaimed => format!(
+            "connection {} is managed by another FastConnectConnection, so it was not adopted; \
+             delete this resource, or the one that manages the connection first",
+            fcc.spec.connection_id.as_deref().unwrap_or_default()
         ),
         Reason::Disconnecting => format!("disconnecting connection {id}"),
         Reason::ConfirmingDisconnect => format!(

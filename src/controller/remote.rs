@@ -93,6 +93,7 @@ impl Diagnosis for Error {
             cc::Error::Transport { .. } | cc::Error::Timeout { .. } => Reason::ApiUnreachable,
             cc::Error::NotFound { .. }
             | cc::Error::Decode { .. }
+            | cc::Error::BodyTooLarge { .. }
             | cc::Error::UnexpectedStatus { .. } => Reason::UnexpectedResponse,
         }
     }

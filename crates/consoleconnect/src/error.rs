@@ -44,6 +44,16 @@ pub enum Error {
     /// A successful response whose body is not what the endpoint returns.
     #[error("unexpected response body from {endpoint}: {message}")]
     Decode { endpoint: Endpoint, message: String },
+    /// A successful response whose body is longer than `limit` bytes
+    /// (`ClientConfig::max_body_bytes`): refused unread when its `Content-Length` says so, else
+    /// dropped as soon as the limit was passed. Like a timeout, a create answered this way may
+    /// have been carried out.
+    #[error(
+        "the answer to {endpoint} is larger than the client's limit of {}; it was not read{}",
+        size(*.limit),
+        too_large_hint(*.endpoint)
+    )]
+    BodyTooLarge { endpoint: Endpoint, limit: usize },
     #[error("unexpected HTTP status {status} from Console Connect: {message}")]
     UnexpectedStatus { status: u16, message: String },
 }
@@ -67,7 +77,10 @@ impl Error {
             | Error::UnexpectedStatus { status, .. } => Some(*status),
             Error::NotFound { .. } => Some(404),
             Error::Throttled { .. } => Some(429),
-            Error::Transport { .. } | Error::Timeout { .. } | Error::Decode { .. } => None,
+            Error::Transport { .. }
+            | Error::Timeout { .. }
+            | Error::Decode { .. }
+            | Error::BodyTooLarge { .. } => None,
         }
     }
 
@@ -83,6 +96,7 @@ impl Error {
             Error::Transport { .. } => "transport",
             Error::Timeout { .. } => "timeout",
             Error::Decode { .. } => "decode",
+            Error::BodyTooLarge { .. } => "body_too_large",
             Error::UnexpectedStatus { .. } => "unexpected_status",
         }
     }
@@ -122,6 +136,26 @@ fn retry_after_suffix(retry_after: Option<Duration>) -> String {
     match retry_after {
         Some(wait) => format!(" (retry after {}s)", wait.as_secs_f64()),
         None => String::new(),
+    }
+}
+
+/// `4 MiB`, `64 KiB`, or `1000 bytes`.
+fn size(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    match bytes {
+        0 => "0 bytes".to_owned(),
+        b if b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b % KIB == 0 => format!("{} KiB", b / KIB),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// Only a search page grows with a setting; no other answer comes near the limit.
+fn too_large_hint(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::SearchConnections => " (a smaller --search-page-size makes pages smaller)",
+        _ => "",
     }
 }
 
@@ -248,6 +282,58 @@ pub(crate) fn truncate(text: &str) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
+}
+
+/// serde quotes the offending value in its messages (`invalid type: string "…", expected
+/// u32`, ``unknown variant `…` ``), and an answer's values may hold a secret (an OCID echoed
+/// back, a key echoed by a proxy). This keeps what serde expected and the kind of value found,
+/// and drops the value itself.
+pub(crate) fn without_values(message: &str) -> String {
+    const KIND_THEN_VALUE: [&str; 2] = ["invalid type: ", "invalid value: "];
+    const NAME: [&str; 2] = ["unknown variant `", "unknown field `"];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    loop {
+        let next = KIND_THEN_VALUE
+            .iter()
+            .chain(NAME.iter())
+            .filter_map(|marker| rest.find(marker).map(|at| (at, *marker)))
+            .min_by_key(|(at, _)| *at);
+        let Some((at, marker)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at + marker.len()]);
+        rest = &rest[at + marker.len()..];
+        if marker.ends_with('`') {
+            out.push_str("…`");
+            rest = rest.find('`').map_or("", |end| &rest[end + 1..]);
+        } else {
+            // `string "…"`, `integer `5``, `map`: the kind stays, a quoted value goes.
+            let kind_end = rest.find(['"', '`', ',']).unwrap_or(rest.len());
+            out.push_str(rest[..kind_end].trim_end());
+            rest = skip_quoted(&rest[kind_end..]);
+        }
+    }
+}
+
+/// `rest` after a leading `"…"` (Debug-escaped, as serde writes strings) or `` `…` ``.
+fn skip_quoted(rest: &str) -> &str {
+    let mut chars = rest.char_indices();
+    let quote = match chars.next() {
+        Some((_, quote @ ('"' | '`'))) => quote,
+        _ => return rest,
+    };
+    let mut escaped = false;
+    for (at, c) in chars {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quote == '"' => escaped = true,
+            c if c == quote => return &rest[at + c.len_utf8()..],
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// Defence in depth: a misbehaving proxy might echo the request headers back.
@@ -494,6 +580,69 @@ mod tests {
         let err = from_response(400, None, body, &key());
         assert!(!err.to_string().contains("very-secret-key"));
         assert!(err.to_string().contains("<redacted>"));
+    }
+
+    #[test]
+    fn values_from_the_body_are_dropped_from_serde_messages() {
+        let cases = [
+            (
+                r#"item 0: invalid type: string "ocid1.secret \"x\", expected", expected struct Port"#,
+                "item 0: invalid type: string, expected struct Port",
+            ),
+            (
+                "invalid type: integer `12345`, expected a string at line 1 column 9",
+                "invalid type: integer, expected a string at line 1 column 9",
+            ),
+            (
+                "invalid type: map, expected a string",
+                "invalid type: map, expected a string",
+            ),
+            (
+                r#"invalid value: string "ocid1.abc", expected one of `a`, `b`"#,
+                "invalid value: string, expected one of `a`, `b`",
+            ),
+            (
+                "unknown variant `ocid1.abc`, expected `LAYER2`",
+                "unknown variant `…`, expected `LAYER2`",
+            ),
+            ("missing field `id`", "missing field `id`"),
+            (
+                r#"expected {"results": [...]} or a JSON array"#,
+                r#"expected {"results": [...]} or a JSON array"#,
+            ),
+            (
+                r#"invalid type: string "never closed"#,
+                "invalid type: string",
+            ),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(without_values(message), expected, "{message}");
+        }
+    }
+
+    #[test]
+    fn body_too_large_names_the_limit_and_its_kind() {
+        let err = Error::BodyTooLarge {
+            endpoint: Endpoint::SearchConnections,
+            limit: 4 * 1024 * 1024,
+        };
+        assert_eq!(
+            err.to_string(),
+            "the answer to search_connections is larger than the client's limit of 4 MiB; it \
+             was not read (a smaller --search-page-size makes pages smaller)"
+        );
+        assert_eq!(err.kind(), "body_too_large");
+        assert_eq!(err.status(), None);
+        let err = Error::BodyTooLarge {
+            endpoint: Endpoint::ListPorts,
+            limit: 1000,
+        };
+        assert_eq!(
+            err.to_string(),
+            "the answer to list_ports is larger than the client's limit of 1000 bytes; it was \
+             not read"
+        );
+        assert_eq!(size(64 * 1024), "64 KiB");
     }
 
     #[test]

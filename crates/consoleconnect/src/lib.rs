@@ -32,15 +32,24 @@ pub use types::{
     PortStatus, Resolution, SEARCHED_STATUSES, Speed, Traffic, TrafficSample, Utilization,
 };
 
-use error::{describe_transport, from_response, redact, truncate};
+use error::{describe_transport, from_response, redact, truncate, without_values};
 use types::Results;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.consoleconnect.com";
 pub const USER_AGENT: &str = concat!("fastconnect-operator/", env!("CARGO_PKG_VERSION"));
 
-/// Bodies beyond this are refused rather than buffered; a list of many thousands of connections
-/// stays far below it.
-const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Default of [`ClientConfig::max_body_bytes`]. The largest legitimate answer is a search page
+/// at the operator's largest `--search-page-size` (1000): 0.75 to 0.9 MB in the sandbox (about
+/// 0.9 KB per connection), so 4 MiB leaves room for connections four times richer, and 45 times
+/// the default page of 100. It bounds memory per request: with 32 reconciles at once (the
+/// operator's default) a hostile or broken service can make it hold about 128 MiB at worst,
+/// where 32 MiB per answer allowed 1 GiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Of a non-success answer only this much is read: its status decides the error, and the
+/// error keeps at most a few hundred characters of the body. A huge error page (a proxy's) is
+/// cut here rather than turning a 503 or a 429 into a different error.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// The rate-limit bucket of calls that name no company (Oracle's metros).
 const ORACLE_SCOPE: &str = "oracle";
@@ -63,8 +72,12 @@ pub fn install_crypto_provider() {
 pub struct ClientConfig {
     pub base_url: Url,
     pub connect_timeout: Duration,
-    /// Limit for a whole request, from sending to the last byte of the body.
+    /// Limit for a whole request, from sending to the last byte of the body: the deadline
+    /// that also cuts an answer trickling in (reqwest applies it to reading the body).
     pub request_timeout: Duration,
+    /// Largest success answer read, in bytes; a larger one is [`Error::BodyTooLarge`], refused
+    /// from its `Content-Length` before reading, or else as soon as the limit is passed.
+    pub max_body_bytes: usize,
     /// Results asked for per page of a connection search.
     pub page_size: u32,
     /// Pages one search may take before it fails rather than return a partial list.
@@ -86,6 +99,7 @@ impl Default for ClientConfig {
             base_url: default_base_url(),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             page_size: 100,
             max_pages: 200,
             rate_limit: Some(RateLimit {
@@ -112,6 +126,7 @@ pub struct Client {
     observer: Option<Observer>,
     paging: Arc<Paging>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    max_body_bytes: usize,
 }
 
 /// How the service pages searches, as learnt from its answers.
@@ -171,6 +186,7 @@ impl Client {
                 honours_count: AtomicBool::new(false),
             }),
             limiter,
+            max_body_bytes: config.max_body_bytes,
         })
     }
 
@@ -454,7 +470,7 @@ impl Client {
                 .await;
         }
         let started = Instant::now();
-        let (status, result) = exchange(endpoint, request).await;
+        let (status, result) = exchange(endpoint, request, self.max_body_bytes).await;
         if let Some(observer) = &self.observer {
             observer(endpoint, status, started.elapsed());
         }
@@ -474,8 +490,9 @@ impl Client {
 async fn exchange(
     endpoint: Endpoint,
     request: reqwest::RequestBuilder,
+    max_body_bytes: usize,
 ) -> (Option<u16>, Result<RawResponse, Error>) {
-    let mut response = match request.send().await {
+    let response = match request.send().await {
         Ok(response) => response,
         Err(err) => return (None, Err(transport_error(endpoint, err))),
     };
@@ -489,18 +506,28 @@ async fn exchange(
     };
     let retry_after = header(RETRY_AFTER);
     let content_type = header(reqwest::header::CONTENT_TYPE);
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_BODY_BYTES => {
-                let message = format!("response body larger than {MAX_BODY_BYTES} bytes");
-                return (Some(status), Err(Error::Decode { endpoint, message }));
-            }
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(err) => return (Some(status), Err(transport_error(endpoint, err))),
-        }
+    let too_large = Error::BodyTooLarge {
+        endpoint,
+        limit: max_body_bytes,
+    };
+    let success = (200..300).contains(&status);
+    let declared = response.content_length();
+    if success && declared.is_some_and(|length| exceeds(length, max_body_bytes)) {
+        // Dropping the response closes the connection: none of the body is read.
+        return (Some(status), Err(too_large));
     }
+    let limit = if success {
+        max_body_bytes
+    } else {
+        MAX_ERROR_BODY_BYTES.min(max_body_bytes)
+    };
+    let body = match read_body(response, limit).await {
+        Ok(Read::Whole(body)) => body,
+        Ok(Read::Cut(_)) if success => return (Some(status), Err(too_large)),
+        // The status decides a failure's error: the start of its body is enough.
+        Ok(Read::Cut(start)) => start,
+        Err(err) => return (Some(status), Err(transport_error(endpoint, err))),
+    };
     let raw = RawResponse {
         status,
         retry_after,
@@ -508,6 +535,40 @@ async fn exchange(
         body,
     };
     (Some(status), Ok(raw))
+}
+
+/// A length beyond `usize` exceeds any limit.
+fn exceeds(length: u64, limit: usize) -> bool {
+    usize::try_from(length).map_or(true, |length| length > limit)
+}
+
+/// What was read of a body: all of it, or its first `limit` bytes.
+enum Read {
+    Whole(Vec<u8>),
+    Cut(Vec<u8>),
+}
+
+/// Reads at most `limit` bytes of the body, and stops as soon as more arrive: the buffer, its
+/// capacity included, never exceeds the limit. A plain chunk loop rather than
+/// `http_body_util::Limited`: no new dependency, and reqwest's own errors stay as they are, so
+/// the request timeout, which reqwest applies while the body is read too, is still a timeout.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Read, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        let take = chunk.len().min(room);
+        let needed = body.len() + take;
+        if needed > body.capacity() {
+            // Grows like Vec would, but never past the limit.
+            let target = needed.max(body.capacity().saturating_mul(2)).min(limit);
+            body.reserve_exact(target - body.len());
+        }
+        body.extend_from_slice(&chunk[..take]);
+        if chunk.len() > room {
+            return Ok(Read::Cut(body));
+        }
+    }
+    Ok(Read::Whole(body))
 }
 
 fn paging_error(message: String) -> Error {
@@ -545,7 +606,7 @@ fn decode<T: DeserializeOwned>(
         };
         Error::Decode {
             endpoint,
-            message: truncate(&redact(&reason, key)),
+            message: truncate(&redact(&without_values(&reason), key)),
         }
     })
 }
@@ -558,6 +619,7 @@ fn answered_connection(endpoint: Endpoint, response: &RawResponse) -> Option<Con
     match serde_json::from_slice::<Connection>(&response.body) {
         Ok(connection) => Some(connection),
         Err(err) => {
+            let err = without_values(&err.to_string());
             tracing::debug!(%endpoint, %err, "the answer is not a readable connection");
             None
         }

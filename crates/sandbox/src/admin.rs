@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
+use crate::answers::AnswerFault;
+use crate::api::ENDPOINTS;
 use crate::config::{ConnectionShape, DeletedReads, ErrorShape, check_rate};
 use crate::error::ApiError;
 use crate::state::{ACTIVE, AdminRefusal, AppState, DELETED, Seed, Settings};
@@ -54,6 +56,12 @@ pub fn router() -> Router<App> {
             post(delete_out_of_band),
         )
         .route("/_sandbox/faults", get(faults).put(update_faults))
+        .route(
+            "/_sandbox/faults/answers",
+            get(answer_faults)
+                .post(arm_answer_fault)
+                .delete(clear_answer_faults),
+        )
         .route("/_sandbox/lifecycle", get(lifecycle).put(update_lifecycle))
         .route("/_sandbox/behaviour", get(behaviour).put(update_behaviour))
         .route("/_sandbox/seed", post(seed))
@@ -303,6 +311,27 @@ async fn update_faults(State(app): State<App>, body: Bytes) -> Result<Json<Value
     });
     tracing::info!(faults = ?settings.faults, "faults changed");
     Ok(faults_json(&settings))
+}
+
+async fn answer_faults(State(app): State<App>) -> Json<Value> {
+    Json(app.answers.to_json())
+}
+
+/// Arms a fault for the next answers of an endpoint; see [`crate::answers`].
+async fn arm_answer_fault(State(app): State<App>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let fault: AnswerFault = parse(&body)?;
+    let known = ENDPOINTS
+        .iter()
+        .any(|(label, _, _)| *label == fault.endpoint);
+    fault.check(known).map_err(ApiError::bad_request)?;
+    tracing::info!(?fault, "answer fault armed");
+    app.answers.arm(fault);
+    Ok(Json(app.answers.to_json()))
+}
+
+async fn clear_answer_faults(State(app): State<App>) -> Json<Value> {
+    app.answers.clear();
+    Json(app.answers.to_json())
 }
 
 /// Lifecycle settings; changes apply to connections created afterwards.

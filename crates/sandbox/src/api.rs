@@ -83,8 +83,8 @@ pub fn router(app: App) -> Router<App> {
         .route_layer(middleware::from_fn_with_state(app, gate))
 }
 
-/// Counts the request, then applies latency, injected faults and authentication; errors are
-/// written in the error shape in force.
+/// Counts the request, then applies latency, injected faults, authentication and answer faults
+/// ([`crate::answers`]); errors are written in the error shape in force.
 async fn gate(State(app): State<App>, request: Request, next: Next) -> Response {
     let matched = request.extensions().get::<MatchedPath>();
     let label = endpoint_label(request.method(), matched.map(MatchedPath::as_str));
@@ -93,12 +93,12 @@ async fn gate(State(app): State<App>, request: Request, next: Next) -> Response 
     let company = authenticate(&app, request.headers())
         .ok()
         .map(|caller| caller.company);
-    let response = guard(&app, request, next).await;
+    let response = guard(&app, label, request, next).await;
     app.record_request(label, response.status().as_u16(), company.as_deref());
     reshape(response, app.settings().behaviour.error_shape)
 }
 
-async fn guard(app: &AppState, mut request: Request, next: Next) -> Response {
+async fn guard(app: &AppState, label: &str, mut request: Request, next: Next) -> Response {
     let faults = app.settings().faults;
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
@@ -112,6 +112,10 @@ async fn guard(app: &AppState, mut request: Request, next: Next) -> Response {
     }
     match authenticate(app, request.headers()) {
         Ok(caller) => {
+            // An answer fault replaces the whole answer: the request is not carried out.
+            if let Some(answer) = app.answers.answer(label) {
+                return answer;
+            }
             request.extensions_mut().insert(caller);
             next.run(request).await
         }

@@ -9,6 +9,7 @@
 //! behaviours and read request statistics.
 
 mod admin;
+mod answers;
 mod api;
 mod change;
 mod config;
@@ -56,7 +57,7 @@ Public API (Authorization: Bearer <key>):
 Admin API (no auth): /_sandbox/stats, /_sandbox/reset-stats, /_sandbox/reset,
   /_sandbox/connections[/{id}[/activate|/deny|/error|/status|/delete|/edit]],
   /_sandbox/connections/{id}/change/approve|reject, /_sandbox/seed,
-  /_sandbox/faults, /_sandbox/lifecycle, /_sandbox/behaviour. See docs/sandbox.md.";
+  /_sandbox/faults, /_sandbox/faults/answers, /_sandbox/lifecycle, /_sandbox/behaviour. See docs/sandbox.md.";
 
 #[derive(Debug, Parser)]
 #[command(name = "consoleconnect-sandbox", version, about = ABOUT, after_help = AFTER_HELP)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use crate::answers::AnswerFaults;
 use crate::change::{
     ChangePlan, ChangeRequest, ChangeStatus, ChangeView, PortRoom, plan_change, plan_speed_update,
 };
@@ -89,6 +90,8 @@ pub struct AppState {
     /// Traffic the admin set, by connection id.
     traffic: Mutex<HashMap<String, traffic::Level>>,
     stats: Mutex<Stats>,
+    /// Answers replaced by a huge or endless body (test faults).
+    pub answers: AnswerFaults,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -481,6 +484,7 @@ impl AppState {
             connections: Mutex::new(HashMap::new()),
             traffic: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
+            answers: AnswerFaults::default(),
         }
     }
 
@@ -500,6 +504,7 @@ impl AppState {
         lock(&self.connections).clear();
         lock(&self.traffic).clear();
         *lock(&self.stats) = Stats::default();
+        self.answers.clear();
     }
 
     fn shape(&self) -> ConnectionShape {

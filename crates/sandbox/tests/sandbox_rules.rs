@@ -870,6 +870,64 @@ async fn faults_apply_to_the_api_only_and_can_change_at_runtime() {
 }
 
 #[tokio::test]
+async fn answer_faults_are_checked_counted_down_and_reset() {
+    const ANSWERS: &str = "/_sandbox/faults/answers";
+    const PORTS: &str = "/api/company/acme/ports";
+    let sandbox = Sandbox::start(&[]);
+    for refused in [
+        json!({"endpoint": "no_such_call"}),
+        json!({"endpoint": "list_ports", "bytes": 10}),
+        json!({"endpoint": "list_ports", "contentLength": true}),
+        json!({"endpoint": "list_ports", "chunkBytes": 0}),
+        json!({"endpoint": "list_ports", "times": 0}),
+        json!({"endpoint": "list_ports", "status": 1000}),
+    ] {
+        let (status, body) = sandbox
+            .request(Method::POST, ANSWERS, None, Some(refused.clone()))
+            .await;
+        assert_eq!(status, 400, "{refused}: {body}");
+    }
+    let fault = json!({"endpoint": "list_ports", "times": 2, "bytes": 100, "contentLength": true});
+    let (status, armed) = sandbox
+        .request(Method::POST, ANSWERS, None, Some(fault))
+        .await;
+    assert_eq!(status, 200, "{armed}");
+    assert_eq!(armed["armed"][0]["timesLeft"], 2);
+    // Unauthenticated requests do not use the fault up.
+    let (status, _) = sandbox.request(Method::GET, PORTS, None, None).await;
+    assert_eq!(status, 401);
+    for _ in 0..2 {
+        let (status, body) = sandbox
+            .request(Method::GET, PORTS, Some(DEFAULT_KEY), None)
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["results"], json!([]));
+        assert_eq!(body["padding"].as_str().unwrap().len(), 100 - 27);
+    }
+    let (_, body) = sandbox
+        .request(Method::GET, PORTS, Some(DEFAULT_KEY), None)
+        .await;
+    assert!(!body["results"].as_array().unwrap().is_empty(), "disarmed");
+    assert_eq!(sandbox.stats().await.count("list_ports", 200), 3);
+    let (_, answers) = sandbox.request(Method::GET, ANSWERS, None, None).await;
+    assert_eq!(answers["armed"], json!([]));
+    let served = answers["served"].as_array().unwrap();
+    assert_eq!(served.len(), 2);
+    for answer in served {
+        assert_eq!(answer["sentBytes"], 100);
+        assert_eq!(answer["complete"], true);
+    }
+    // A reset disarms them and forgets what was served.
+    let fault = json!({"endpoint": "oracle_metros"});
+    sandbox
+        .request(Method::POST, ANSWERS, None, Some(fault))
+        .await;
+    sandbox.reset().await;
+    let (_, answers) = sandbox.request(Method::GET, ANSWERS, None, None).await;
+    assert_eq!(answers, json!({"armed": [], "served": []}));
+}
+
+#[tokio::test]
 async fn holds_thousands_of_connections() {
     let sandbox = Sandbox::start(&INSTANT);
     // 1 Mbps each, so 2000 fit on the 10 Gbps port.
@@ -2525,6 +2583,7 @@ fn help_documents_every_option() {
         "/api/company/{company}/connections/{id}/change",
         "/_sandbox/connections/{id}/change/approve|reject",
         "/_sandbox/faults",
+        "/_sandbox/faults/answers",
         "/_sandbox/behaviour",
         "/_sandbox/seed",
         "/api/v2/company/{company}/connections?page=1&count=20&status=ACTIVE",

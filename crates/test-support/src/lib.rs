@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod helm;
 pub mod operator;
 pub mod sandbox;
+pub mod tools;
 
 /// The repository's root directory.
 pub fn repo_root() -> std::path::PathBuf {

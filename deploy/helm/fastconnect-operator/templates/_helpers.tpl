@@ -49,8 +49,32 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* The image: pinned by digest when image.digest is set (the tag is then ignored). */}}
 {{- define "fco.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The ports the operator reaches Console Connect on, one per line: networkPolicy.consoleConnect.ports,
+or the port of apiBaseUrl (the one it names, else 443 for https and 80 for http).
+*/}}
+{{- define "fco.consoleConnectPorts" -}}
+{{- if .Values.networkPolicy.consoleConnect.ports }}
+{{- range .Values.networkPolicy.consoleConnect.ports }}
+{{ . }}
+{{- end }}
+{{- else }}
+{{- $url := urlParse .Values.apiBaseUrl }}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" }}
+{{- if not $port }}
+{{- $port = ternary "443" "80" (eq $url.scheme "https") }}
+{{- end }}
+{{ $port }}
+{{- end }}
 {{- end }}
 
 {{/* "true" when leader election is on: forced, or `auto` with more than one replica. */}}
