@@ -420,11 +420,16 @@ async fn a_change_made_in_the_portal_is_reported_as_drift_and_restored() {
         (remote["name"] == spec_name).then_some(())
     })
     .await;
-    let drift_events = events_with_reason(&env, name, "DriftDetected").await;
-    assert!(
-        drift_events.iter().any(|m| m.contains("name portal-name")),
-        "{drift_events:?}"
-    );
+    // The Event follows the update call that restored the name, in the same reconcile.
+    let env_ref = &env;
+    cluster::wait_for("the rename's DriftDetected Event", WAIT, || async move {
+        let drift_events = events_with_reason(env_ref, name, "DriftDetected").await;
+        drift_events
+            .iter()
+            .any(|m| m.contains("name portal-name"))
+            .then_some(())
+    })
+    .await;
     assert_eq!(env.sandbox.stats().await.total("create_layer2"), 1);
 }
 
